@@ -93,7 +93,7 @@ class Boundary(Processor):
         return self._channel
 
     async def on_start(self) -> None:
-        self.create_task(self._pump(), turn=None)
+        self._start_pump()
 
     async def process(self, frame: Frame, direction: Direction) -> None:
         if direction is DOWN:
@@ -101,11 +101,29 @@ class Boundary(Processor):
         else:
             await self.push(frame, direction)
 
+    def _start_pump(self) -> None:
+        self._in_flight: Frame | None = None
+        self._pump_task = self.create_task(self._pump(), turn=None)
+
     async def _pump(self) -> None:
         while True:
             frame = await self._channel.get()
+            self._in_flight = frame
             await self.push(frame, DOWN)
+            self._in_flight = None
 
     def _cancel_turns_before(self, turn: int) -> list[asyncio.Task[object]]:
+        """Drop queued frames of older turns; abandon an older frame still being pushed.
+
+        The pump lives as long as the session, but while it carries a stale frame
+        its work belongs to that old turn: cancel it (the session joins it) and
+        start a fresh pump, so the interruption is not stuck behind a slow stage.
+        """
         self._channel.drop_if(lambda f: f.turn < turn and not isinstance(f, SystemFrame))
-        return super()._cancel_turns_before(turn)
+        doomed = super()._cancel_turns_before(turn)
+        current = self._in_flight
+        if current is not None and current.turn < turn and not isinstance(current, SystemFrame):
+            self._pump_task.cancel()
+            doomed.append(self._pump_task)
+            self._start_pump()
+        return doomed
