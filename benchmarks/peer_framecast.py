@@ -56,6 +56,8 @@ BACKLOG_FRAMES = 200
 SLOW_FRAME_S = 0.001
 ADVERSARIAL_FRAMES = 200
 ADVERSARIAL_CHAIN = 10
+FPS_FRAMES = {1: (20_000, 4_000), 10: (20_000, 4_000), 50: (5_000, 2_000)}  # (full, quick)
+FPS_WARMUP_FRAMES = 1_000
 RSS_PIPELINES = 100
 RSS_CHAIN = 7
 RUN_TIMEOUT_S = 300.0
@@ -166,7 +168,7 @@ async def _fps_audio(n: int, *, frames: int, reps: int) -> float:
     rates: list[float] = []
     async with session:
         for rep in range(reps + 1):
-            batch = [AudioIn(pcm=IN_CHUNK) for _ in range(frames // 4 if rep == 0 else frames)]
+            batch = [AudioIn(pcm=IN_CHUNK) for _ in range(FPS_WARMUP_FRAMES if rep == 0 else frames)]
             sink.reset()
             done = sink.expect_count(len(batch))
             t0 = time.perf_counter_ns()
@@ -181,9 +183,9 @@ async def _fps_audio(n: int, *, frames: int, reps: int) -> float:
 
 
 async def _interrupt_idle_us(*, trials: int, reps: int) -> float:
-    """Interruption from the first processor to the 50th, nothing in flight."""
+    """Interruption from a source processor to the 50th after it (50 hops), nothing in flight."""
     first, watched, sink = Processor(), _Watched(), _Sink()
-    session = Session([first, *_chain(INTERRUPT_CHAIN - 2), watched], on_output=sink)
+    session = Session([first, *_chain(INTERRUPT_CHAIN - 1), watched], on_output=sink)
     medians: list[float] = []
     async with session:
         for rep in range(reps + 1):
@@ -208,7 +210,7 @@ async def _interrupt_backlog(*, trials: int, reps: int) -> tuple[float, float]:
     first, watched, sink = Processor(), _Watched(slow=True), _Sink()
     boundary = Boundary(maxsize=256)
     session = Session(
-        [first, *_chain(INTERRUPT_CHAIN - 3), boundary, watched], on_output=sink
+        [first, *_chain(INTERRUPT_CHAIN - 2), boundary, watched], on_output=sink
     )
     latencies: list[float] = []
     stale_counts: list[float] = []
@@ -313,7 +315,6 @@ async def _rss_probe(reps: int) -> dict[str, float]:
 async def run_framecast(*, reps: int, quick: bool) -> dict[str, float]:
     """Measure framecast's overhead; same keys and batch sizes as ``run_pipecat``."""
     hop_frames = 500 if quick else 2000
-    fps_frames = 4000 if quick else 20_000
     idle_trials = 5 if quick else 20
     backlog_trials = 1 if quick else 3
     results: dict[str, Any] = {}
@@ -325,7 +326,8 @@ async def run_framecast(*, reps: int, quick: bool) -> dict[str, float]:
             lambda turn: TextIn(text="hello", turn=turn), frames=hop_frames, reps=reps
         )
         for n in (1, 10, 50):
-            results[f"fps_audio_n{n}"] = await _fps_audio(n, frames=fps_frames, reps=reps)
+            full, smoke = FPS_FRAMES[n]
+            results[f"fps_audio_n{n}"] = await _fps_audio(n, frames=smoke if quick else full, reps=reps)
         results["interrupt_us_idle_n50"] = await _interrupt_idle_us(trials=idle_trials, reps=reps)
         backlog_us, backlog_stale = await _interrupt_backlog(trials=backlog_trials, reps=reps)
         results["interrupt_us_backlog_n50"] = backlog_us

@@ -17,11 +17,13 @@ mirrors shape for shape:
   between the event and the harness, and hide frames that arrive in them.
 * **frames**: built before the clock starts. A fresh frame object goes into every push, because
   Pipecat's observers treat a frame id they have seen before differently.
-* **interruption**: the source calls ``broadcast_interruption()``. That is how Pipecat 1.14
-  interrupts: the user-turn processor (``turns/user_turn_processor.py``) and the LLM user
-  aggregator call it. It resets the caller's queue and pushes an ``InterruptionFrame``
-  (a ``SystemFrame``) downstream and upstream. Each processor that sees it cancels and
-  re-creates its process task, which drops the data frames in its process queue.
+* **interruption**: ``source.interrupt()`` calls ``broadcast_interruption()`` on the source.
+  That is how Pipecat 1.14 interrupts: the user-turn processor
+  (``turns/user_turn_processor.py``) and the LLM user aggregator call it. It resets the
+  caller's queue and pushes an ``InterruptionFrame`` (a ``SystemFrame``) downstream and
+  upstream. Each processor that sees it cancels and re-creates its process task, which
+  drops the data frames in its process queue. Frames still in a processor's input queue
+  survive, because the ``InterruptionFrame`` jumps ahead of them there.
 * **tasks**: each pipeline runs as a ``PipelineWorker`` on its own ``WorkerRunner``, as one
   session of a Pipecat server does (``handle_sigint=False``). It is cancelled with
   ``runner.cancel()``.
@@ -87,6 +89,12 @@ OUT_RATE = 24_000
 OUT_CHUNK = bytes(OUT_RATE // 50 * 2)  # 20 ms of 24 kHz mono PCM16: 960 bytes
 
 HOP_CHAIN = 10
+FPS_CHAINS = (1, 10, 50)
+# Frames per throughput rep, (full, quick). At N=50 a Pipecat rep of 20,000 frames takes
+# 10-20 s (1-2k fps), and a config must finish in under a minute. The rate is flat from a few
+# thousand frames on, so N=50 gets 5,000.
+FPS_FRAMES = {1: (20_000, 4_000), 10: (20_000, 4_000), 50: (5_000, 2_000)}
+FPS_WARMUP_FRAMES = 1_000
 INTERRUPT_CHAIN = 50
 BACKLOG_FRAMES = 200
 SLOW_FRAME_S = 0.001
@@ -117,6 +125,10 @@ class _Source(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         await self.push_frame(frame, direction)
+
+    async def interrupt(self) -> None:
+        """Interrupt the pipeline as Pipecat 1.14's user-turn processor does."""
+        await self.broadcast_interruption()  # type: ignore[no-untyped-call]
 
 
 class _PassThrough(FrameProcessor):
@@ -168,7 +180,7 @@ class _Speaker(FrameProcessor):
         self._triggered: asyncio.Future[int] | None = None
 
     def arm(self, trigger: Frame) -> asyncio.Future[int]:
-        """Return a future resolved (``perf_counter_ns``) when ``trigger`` reaches this processor."""
+        """Return a future resolved with the ``perf_counter_ns`` at which ``trigger`` arrives."""
         self._trigger = trigger
         self._triggered = asyncio.get_running_loop().create_future()
         return self._triggered
@@ -331,14 +343,14 @@ async def _fps_audio(config: str, n: int, *, frames: int, reps: int) -> float:
     Pipeline: source -> n pass-through -> sink. The frames are built first. Then t0 =
     ``perf_counter_ns()``, and each frame goes in with ``await source.queue_frame(frame)``
     followed by ``await asyncio.sleep(0)``. The clock stops when the sink has the last one.
-    fps = frames / elapsed. Median of ``reps`` reps, after one warm-up rep of
-    ``frames // 4``.
+    fps = frames / elapsed. Median of ``reps`` reps, after one warm-up rep of 1,000 frames.
+    ``frames`` per rep is in ``FPS_FRAMES``: 20,000 at N=1 and N=10, and 5,000 at N=50.
     """
     source, sink = _Source(), _Sink()
     rates: list[float] = []
     async with _running([source, *_chain(n), sink], config):
         for rep in range(reps + 1):
-            batch = [_audio_in() for _ in range(frames // 4 if rep == 0 else frames)]
+            batch = [_audio_in() for _ in range(FPS_WARMUP_FRAMES if rep == 0 else frames)]
             sink.reset()
             done = sink.expect_count(len(batch))
             t0 = time.perf_counter_ns()
@@ -356,7 +368,7 @@ async def _interrupt_idle_us(config: str, *, trials: int, reps: int) -> float:
     """Interruption propagation through 50 idle processors.
 
     Pipeline: source -> 49 pass-through -> watched -> sink, nothing in flight. t0 =
-    ``perf_counter_ns()``, then ``await source.broadcast_interruption()``. The time is taken
+    ``perf_counter_ns()``, then ``await source.interrupt()``. The time is taken
     when the 50th processor's ``process_frame`` receives the ``InterruptionFrame``. Before the
     next trial a marker text frame is sent through and awaited at the sink, so the pipeline
     is settled. One rep is the median of ``trials`` trials. The result is the median of
@@ -370,7 +382,7 @@ async def _interrupt_idle_us(config: str, *, trials: int, reps: int) -> float:
             for _ in range(trials):
                 seen = watched.expect_interruption()
                 t0 = time.perf_counter_ns()
-                await source.broadcast_interruption()
+                await source.interrupt()
                 times.append((await seen - t0) / 1000)
                 marker = _text()
                 settled = sink.expect_frame(marker)
@@ -395,7 +407,7 @@ async def _interrupt_backlog(config: str, *, trials: int, reps: int) -> tuple[fl
        last one is in).
     2. If no old frame has reached the sink yet, wait until one has. The bot has started to
        "speak". (In Pipecat this is already true at this point.)
-    3. t0 = ``perf_counter_ns()``; ``await source.broadcast_interruption()``. The latency ends
+    3. t0 = ``perf_counter_ns()``; ``await source.interrupt()``. The latency ends
        when the slow 50th processor's ``process_frame`` receives the ``InterruptionFrame``.
     4. A new-turn marker TextFrame is sent and awaited at the sink. Every old frame still
        alive is ahead of it, because each Pipecat queue is FIFO within a priority tier.
@@ -425,7 +437,7 @@ async def _interrupt_backlog(config: str, *, trials: int, reps: int) -> tuple[fl
                 await speaking
                 seen = watched.expect_interruption()
                 t0 = time.perf_counter_ns()
-                await source.broadcast_interruption()
+                await source.interrupt()
                 times.append((await seen - t0) / 1000)
                 settled = sink.expect_frame(marker)
                 await source.queue_frame(marker)
@@ -445,7 +457,7 @@ async def _stale_adversarial(config: str, *, reps: int) -> float:
     in at the source, and the harness awaits the speaker's future for it. Pipecat's speaker
     resolves it and then pushes its 200 ``OutputAudioRawFrame`` chunks without yielding, so
     the harness wakes when the push loop has ended. Right then, t0 = ``perf_counter_ns()``
-    and ``await source.broadcast_interruption()``. A new-turn marker is sent and awaited at
+    and ``await source.interrupt()``. A new-turn marker is sent and awaited at
     the sink. Stale = output chunks that reached the sink at or after t0. Median of ``reps``
     trials, after a warm-up trial.
     """
@@ -459,7 +471,7 @@ async def _stale_adversarial(config: str, *, reps: int) -> float:
             await source.queue_frame(trigger)
             await triggered
             t0 = time.perf_counter_ns()
-            await source.broadcast_interruption()
+            await source.interrupt()
             settled = sink.expect_frame(marker)
             await source.queue_frame(marker)
             await settled
@@ -536,8 +548,8 @@ async def run_pipecat(config: str, *, reps: int, quick: bool) -> dict[str, float
     Args:
         config: ``"default"`` or ``"lean"``. The module docstring says what each one sets.
         reps: measured repetitions per workload, each after a warm-up. Results are medians.
-        quick: smaller batches (500 instead of 2,000 frames per latency rep, 4,000 instead
-            of 20,000 per throughput rep, fewer interruption trials) for smoke runs.
+        quick: smaller batches for smoke runs: 500 instead of 2,000 frames per latency rep,
+            the smaller ``FPS_FRAMES`` counts, and fewer interruption trials.
 
     Returns:
         ``hop_us_audio_n10``, ``hop_us_text_n10``, ``fps_audio_n1``, ``fps_audio_n10``,
@@ -555,7 +567,6 @@ async def run_pipecat(config: str, *, reps: int, quick: bool) -> dict[str, float
     if reps < 1:
         raise ValueError(f"reps must be >= 1, got {reps}")
     hop_frames = 500 if quick else 2000
-    fps_frames = 4000 if quick else 20_000
     idle_trials = 5 if quick else 20
     backlog_trials = 1 if quick else 3
 
@@ -564,14 +575,13 @@ async def run_pipecat(config: str, *, reps: int, quick: bool) -> dict[str, float
     try:
         async with asyncio.timeout(RUN_TIMEOUT_S):
             results: dict[str, float] = {
-                "hop_us_audio_n10": await _hop_us(
-                    config, _audio_in, frames=hop_frames, reps=reps
-                ),
+                "hop_us_audio_n10": await _hop_us(config, _audio_in, frames=hop_frames, reps=reps),
                 "hop_us_text_n10": await _hop_us(config, _text, frames=hop_frames, reps=reps),
             }
-            for n in (1, 10, 50):
+            for n in FPS_CHAINS:
+                full, smoke = FPS_FRAMES[n]
                 results[f"fps_audio_n{n}"] = await _fps_audio(
-                    config, n, frames=fps_frames, reps=reps
+                    config, n, frames=smoke if quick else full, reps=reps
                 )
             results["interrupt_us_idle_n50"] = await _interrupt_idle_us(
                 config, trials=idle_trials, reps=reps
