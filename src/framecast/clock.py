@@ -81,7 +81,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def __init__(self, autojump_threshold: float = 0.0) -> None:
         super().__init__()
         self._virtual_now = 0.0
-        self._selector = _AutojumpSelector(self._selector, self, autojump_threshold)  # type: ignore[has-type,assignment]
+        inner: selectors.BaseSelector = getattr(self, "_selector")  # noqa: B009 - set by the base
+        self._selector = _AutojumpSelector(inner, self, autojump_threshold)
 
     def time(self) -> float:
         return self._virtual_now

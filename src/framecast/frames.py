@@ -44,6 +44,7 @@ __all__ = [
     "LLMMessages",
     "LLMText",
     "MetricsFrame",
+    "PlaybackInterrupted",
     "ReplyEnded",
     "ReplyStarted",
     "Sentence",
@@ -55,10 +56,7 @@ __all__ = [
     "UserStoppedSpeaking",
 ]
 
-_frozen = dataclass(frozen=True, slots=True, kw_only=True)
-
-
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Frame:
     """Base of all frames.
 
@@ -75,17 +73,17 @@ class Frame:
 # --- kinds -----------------------------------------------------------------------
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SystemFrame(Frame):
     """Acts on the pipeline itself; never dropped as stale."""
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DataFrame(Frame):
     """Payload: audio, text, transcripts."""
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ControlFrame(Frame):
     """An event about the conversation, in-band with the data around it."""
 
@@ -93,22 +91,22 @@ class ControlFrame(Frame):
 # --- system ------------------------------------------------------------------------
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StartFrame(SystemFrame):
     """First frame through a pipeline once every processor has started."""
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EndFrame(SystemFrame):
     """Graceful end: processors flush what they hold, then the pipeline stops."""
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CancelFrame(SystemFrame):
     """Immediate stop: nothing is flushed."""
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InterruptionFrame(SystemFrame):
     """Barge-in: ``turn`` is the new current turn; everything older is void.
 
@@ -118,7 +116,7 @@ class InterruptionFrame(SystemFrame):
     """
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ErrorFrame(SystemFrame):
     """A failure, pushed upstream from the processor that failed.
 
@@ -140,7 +138,7 @@ class ErrorFrame(SystemFrame):
 # --- data ----------------------------------------------------------------------------
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AudioIn(DataFrame):
     """Microphone audio: PCM16 little-endian, mono unless ``channels`` says otherwise."""
 
@@ -157,12 +155,17 @@ class AudioIn(DataFrame):
         return len(self.pcm) / (2 * self.channels * self.sample_rate)
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AudioOut(DataFrame):
-    """Synthesized speech: PCM16 little-endian mono at ``sample_rate``."""
+    """Synthesized speech: PCM16 little-endian mono at ``sample_rate``.
+
+    ``text`` is set on the first chunk of each spoken sentence (the text that chunk
+    starts to say), so the output can tell what the user actually heard.
+    """
 
     pcm: bytes
     sample_rate: int = 24000
+    text: str = ""
 
     def __repr__(self) -> str:
         return f"AudioOut(turn={self.turn}, {len(self.pcm)} bytes @ {self.sample_rate} Hz)"
@@ -173,14 +176,14 @@ class AudioOut(DataFrame):
         return len(self.pcm) / (2 * self.sample_rate)
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TextIn(DataFrame):
     """A user utterance given as text (typed, or a test): skips STT and turn detection."""
 
     text: str
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Transcript(DataFrame):
     """User speech as text. Partials may change; a final one is the utterance."""
 
@@ -188,21 +191,21 @@ class Transcript(DataFrame):
     final: bool = False
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LLMMessages(DataFrame):
     """A complete chat context (OpenAI message dicts) to run the LLM on."""
 
     messages: tuple[Mapping[str, Any], ...]
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LLMText(DataFrame):
     """A piece of the assistant's reply as the LLM streams it."""
 
     text: str
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Sentence(DataFrame):
     """A speakable chunk of the reply (a sentence, or an eager first clause)."""
 
@@ -212,19 +215,19 @@ class Sentence(DataFrame):
 # --- control -------------------------------------------------------------------------
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UserStartedSpeaking(ControlFrame):
     """The input gate heard speech begin (or resume after a pause)."""
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UserStoppedSpeaking(ControlFrame):
     """The input gate heard ``silence_ms`` of quiet: the user *may* be done."""
 
     silence_ms: float = 0.0
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EndOfTurn(ControlFrame):
     """The user has finished their turn; ``probability`` is the detector's confidence."""
 
@@ -232,31 +235,42 @@ class EndOfTurn(ControlFrame):
     reason: str = "model"
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReplyStarted(ControlFrame):
     """The assistant's reply for ``turn`` begins (LLM request sent)."""
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReplyEnded(ControlFrame):
     """The assistant's reply text for ``turn`` is complete."""
 
     text: str = ""
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BotStartedSpeaking(ControlFrame):
     """Reply audio for ``turn`` starts; ``sample_rate`` of the ``AudioOut`` that follows."""
 
     sample_rate: int = 24000
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BotStoppedSpeaking(ControlFrame):
     """All reply audio for ``turn`` has been produced."""
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlaybackInterrupted(ControlFrame):
+    """Sent upstream by the output when a reply is cut: what the user heard of it.
+
+    ``turn`` is the new turn (so the frame is not stale); ``reply_turn`` the cut one.
+    """
+
+    reply_turn: int
+    heard_text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EmotionTag(ControlFrame):
     """A soft hint about how the user sounded (label from a small documented set)."""
 
@@ -264,7 +278,7 @@ class EmotionTag(ControlFrame):
     score: float
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MetricsFrame(ControlFrame):
     """A turn's latency timeline: stage name -> milliseconds."""
 

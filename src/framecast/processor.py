@@ -157,11 +157,14 @@ class Processor:
         await self.push(InterruptionFrame(turn=turn, ts=self.clock.now()))
         return turn
 
-    def create_task(self, coro: Coroutine[Any, Any, T], *, turn: int | None) -> asyncio.Task[T]:
+    def create_task(
+        self, coro: Coroutine[Any, Any, T], *, turn: int | None
+    ) -> asyncio.Task[T | None]:
         """Run ``coro`` in a task owned by this processor.
 
         Args:
-            coro: the work. Exceptions it raises become error frames.
+            coro: the work. Exceptions it raises become error frames (and the
+                task's result is then ``None``).
             turn: the turn the work belongs to: interrupting that turn cancels the
                 task. ``None`` for work that lives as long as the session.
 
