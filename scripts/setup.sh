@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras="all"
 if [ "$what" = "test" ]; then
-    extras="all,dev"
+    extras="all,dev,bench"
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[${extras}]"
 

@@ -3,20 +3,96 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from framecast.models.cli import add_models_parser
 
 __all__ = ["main"]
+
+# CLI flag -> Settings field. Flags override the environment and .env.
+_RUN_FLAGS: dict[str, tuple[str, type, str]] = {
+    "--host": ("host", str, "address to bind"),
+    "--port": ("port", int, "TCP port"),
+    "--llm-url": ("llm_base_url", str, "OpenAI-compatible /v1 URL (vLLM...); default: embedded"),
+    "--llm-model": ("llm_model", str, "model id on the endpoint, or a store GGUF name"),
+    "--stt-model": ("stt_model", str, "model store name, e.g. whisper-base"),
+    "--tts": ("tts_engine", str, "kokoro | elevenlabs"),
+    "--voice": ("tts_voice", str, "TTS voice, e.g. af_heart"),
+    "--turn-mode": ("turn_mode", str, "smart | silence"),
+    "--energy-threshold": ("energy_threshold", float, "RMS on PCM16 that counts as voice"),
+    "--max-sessions": ("max_sessions", int, "concurrent sessions"),
+    "--system-prompt": ("system_prompt", str, "the LLM's system prompt"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="framecast", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the voice bot (browser client at the printed URL)")
+    for flag, (_field, kind, help_text) in _RUN_FLAGS.items():
+        run.add_argument(flag, type=kind, help=help_text)
+    run.add_argument("--log-level", default=os.environ.get("FRAMECAST_LOG_LEVEL", "INFO"))
+    run.set_defaults(handler=_run)
     add_models_parser(commands)
     return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from loguru import logger
+
+    from framecast.config import Settings
+    from framecast.exceptions import FramecastError
+
+    logger.remove()
+    logger.add(sys.stderr, level=args.log_level.upper())
+    overrides: dict[str, Any] = {
+        field: getattr(args, flag.lstrip("-").replace("-", "_"))
+        for flag, (field, _kind, _help) in _RUN_FLAGS.items()
+        if getattr(args, flag.lstrip("-").replace("-", "_")) is not None
+    }
+    try:
+        settings = Settings(**overrides)
+        asyncio.run(_serve(settings))
+    except FramecastError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def _serve(settings: Any) -> None:
+    from framecast.bot import Services
+    from framecast.server import VoiceBotServer
+
+    def progress(line: str) -> None:
+        print(f"framecast: {line}", file=sys.stderr, flush=True)
+
+    services = Services(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await services.start(progress)
+        server = VoiceBotServer(services, host=settings.host, port=settings.port)
+        await server.start()
+        print(f"framecast voice bot: open {server.url} in a browser (Ctrl-C stops)", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            progress("stopping")
+            await server.aclose()
+    finally:
+        with contextlib.suppress(Exception):
+            await services.aclose()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from framecast.timeline import Timeline
 
 __all__ = [
     "ERRORS",
+    "LOOP_LAG",
     "REGISTRY",
     "SESSIONS",
     "STAGE_LATENCY",
@@ -38,6 +39,12 @@ ERRORS = Counter(
     "framecast_errors_total", "Errors reported by processors.", ["processor", "code"], registry=REGISTRY
 )
 SESSIONS = Gauge("framecast_sessions", "Sessions currently open.", registry=REGISTRY)
+LOOP_LAG = Histogram(
+    "framecast_event_loop_lag_seconds",
+    "How late the server's event loop wakes a 100 ms timer (time it could not react).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+    registry=REGISTRY,
+)
 
 
 def observe_timeline(timeline: Timeline) -> None:

@@ -88,4 +88,8 @@ class EmotionTagger(Processor):
         except Exception as exc:  # noqa: BLE001 - the hint is optional; report and go on
             await self._report(exc, turn)
             return
-        await self.push(EmotionTag(label=emotion.label, score=float(emotion.score), turn=turn))
+        await self.push(
+            EmotionTag(
+                label=emotion.label, score=float(emotion.score), turn=turn, ts=self.clock.now()
+            )
+        )

@@ -130,7 +130,12 @@ class WhisperSTT(Processor):
             and (self._partial_task is None or self._partial_task.done())
         ):
             self._since_partial = 0
-            self._partial_task = self.create_task(self._partial(frame.turn), turn=frame.turn)
+            # The snapshot is taken now, not when the task first runs: by then the pause
+            # may already have ended the segment and emptied the buffer.
+            snapshot = (bytes(self._audio), self._committed, self._segment)
+            self._partial_task = self.create_task(
+                self._partial(frame.turn, *snapshot), turn=frame.turn
+            )
 
     def _start_segment(self) -> None:
         if self._speaking:
@@ -145,29 +150,31 @@ class WhisperSTT(Processor):
         self._reset_segment()
         self.create_task(self._final(turn, audio, committed, partial), turn=turn)
 
-    async def _partial(self, turn: int) -> None:
-        audio, committed, segment = bytes(self._audio), self._committed, self._segment
+    async def _partial(self, turn: int, audio: bytes, committed: str, segment: int) -> None:
         result = await self._pool.run(self._engine.transcribe, _f32(audio), prompt=committed or None)
         if segment != self._segment or committed != self._committed:
             return  # the segment ended, or was committed further, meanwhile
-        self._maybe_commit(result, len(audio))
-        shown = self._stable.update(result.text)
+        shown = self._stable.update(self._maybe_commit(result, len(audio) // 2))
         text = _join(self._committed, shown.text)
         if text:
             await self.push(Transcript(text=text, final=False, turn=turn, ts=self.clock.now()))
 
-    def _maybe_commit(self, result: STTResult, decoded: int) -> None:
-        """Commit all but the last segment once the uncommitted audio is long."""
+    def _maybe_commit(self, result: STTResult, decoded: int) -> str:
+        """Commit all but the last segment once ``decoded`` samples are many.
+
+        Returns the text of the decode that is still uncommitted.
+        """
         segments = result.segments
         if decoded < self._commit_after or len(segments) < 2:
-            return
+            return result.text
         done = segments[:-1]
         end = int(float(getattr(done[-1], "end", 0.0)) * _RATE) * 2
         if end <= 0:
-            return
+            return result.text
         self._committed = _join(self._committed, " ".join(getattr(s, "text", "") for s in done))
         del self._audio[:end]
         self._stable.reset()
+        return str(getattr(segments[-1], "text", ""))
 
     async def _final(
         self, turn: int, audio: bytes, committed: str, partial: asyncio.Task[None] | None

@@ -17,6 +17,7 @@ from contextlib import aclosing
 from typing import Protocol
 
 from framecast.boundary import BoundedChannel
+from framecast.exceptions import ConfigError
 from framecast.frames import (
     AudioOut,
     BotStartedSpeaking,
@@ -57,6 +58,17 @@ class TTSProcessor(Processor):
 
     def on_interruption(self, turn: int) -> None:
         self._channel = None  # its task belonged to the old turn and is cancelled
+
+    def set_voice(self, voice: str) -> None:
+        """Speak the following sentences with ``voice``.
+
+        Raises:
+            ConfigError: if the engine has no voice setting.
+        """
+        setter = getattr(self._synth, "set_voice", None)
+        if setter is None:
+            raise ConfigError(f"{self.name}: this engine's voice cannot be changed per session")
+        setter(voice)
 
     async def process(self, frame: Frame, direction: Direction) -> None:
         if direction is DOWN and isinstance(frame, Sentence | ReplyEnded):
@@ -101,10 +113,16 @@ class TTSProcessor(Processor):
                         if not started:
                             started = True
                             self.session.mark(turn, "tts_first_audio")
-                            await self.push(BotStartedSpeaking(turn=turn, sample_rate=rate))
+                            await self.push(
+                                BotStartedSpeaking(turn=turn, sample_rate=rate, ts=self.clock.now())
+                            )
                         text = frame.text if first_chunk else ""
                         first_chunk = False
-                        await self.push(AudioOut(pcm=pcm, sample_rate=rate, text=text, turn=turn))
+                        await self.push(
+                            AudioOut(
+                                pcm=pcm, sample_rate=rate, text=text, turn=turn, ts=self.clock.now()
+                            )
+                        )
             except Exception as exc:  # noqa: BLE001 - one bad sentence must not end the reply
                 await self._report(exc, turn)
 
@@ -121,6 +139,9 @@ class _KokoroSynth:
     @property
     def sample_rate(self) -> int:
         return self._engine.sample_rate
+
+    def set_voice(self, voice: str) -> None:
+        self._voice = voice
 
     async def stream(self, text: str) -> AsyncGenerator[bytes, None]:
         def make() -> Iterator[bytes]:

@@ -17,6 +17,7 @@ import asyncio
 from typing import Literal, Protocol
 
 import numpy as np
+from loguru import logger
 
 from framecast.exceptions import ConfigError
 from framecast.frames import (
@@ -128,6 +129,10 @@ class SmartTurn(Processor):
         while True:
             audio = np.frombuffer(bytes(self._audio[-_WINDOW_BYTES:]), dtype="<i2")
             prediction = await self._pool.run(self._engine.predict, audio.astype(np.float32) / 32768.0)
+            logger.debug(
+                "{}: turn {} p={:.2f} after {:.2f} s of silence ({:.1f} s of audio)",
+                self.name, turn, prediction.probability, waited, audio.size / _RATE,
+            )  # fmt: skip
             if prediction.complete:
                 await self._end(turn, prediction.probability, "model")
                 return
@@ -144,4 +149,6 @@ class SmartTurn(Processor):
         self._audio.clear()
         self.session.end_user_turn()
         self.session.mark(turn, "end_of_turn")
-        await self.push(EndOfTurn(turn=turn, probability=probability, reason=reason))
+        await self.push(
+            EndOfTurn(turn=turn, probability=probability, reason=reason, ts=self.clock.now())
+        )

@@ -1,0 +1,1 @@
+"""Fakes of external services and engines for tests."""
