@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import selectors
+from collections.abc import Callable
 from typing import Any, Protocol
 
 __all__ = ["Clock", "LoopClock", "VirtualTimeLoop"]
@@ -50,10 +51,17 @@ class _AutojumpSelector:
     waking the loop) is polled first, for up to ``threshold`` real seconds.
     """
 
-    def __init__(self, inner: selectors.BaseSelector, loop: VirtualTimeLoop, threshold: float):
+    def __init__(
+        self,
+        inner: selectors.BaseSelector,
+        loop: VirtualTimeLoop,
+        threshold: float,
+        busy: Callable[[], object] | None,
+    ) -> None:
         self._inner = inner
         self._loop = loop
         self._threshold = threshold
+        self._busy = busy
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is not None and timeout <= 0:
@@ -61,6 +69,8 @@ class _AutojumpSelector:
         if timeout is None:  # no timer pending: only real I/O can make progress
             return self._inner.select(None)
         events = self._inner.select(min(timeout, self._threshold))
+        while not events and self._busy is not None and self._busy():
+            events = self._inner.select(0.05)  # real work in a thread: wait for it, really
         if not events:
             self._loop.advance(timeout)
         return events
@@ -73,16 +83,24 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """An event loop whose clock advances only when every task is blocked.
 
     Args:
-        autojump_threshold: real seconds to wait for real I/O (a worker thread,
-            a socket) before jumping to the next timer. 0 suits pure logic tests
-            with fake engines; raise it when a test also waits on threads.
+        autojump_threshold: real seconds to wait for real I/O (a socket) before
+            jumping to the next timer.
+        busy: while this returns true, time does not jump: the loop waits for real
+            I/O instead. By default, while worker-pool calls are in flight, so a
+            model computing in a thread takes no virtual time.
     """
 
-    def __init__(self, autojump_threshold: float = 0.0) -> None:
+    def __init__(
+        self, autojump_threshold: float = 0.0, *, busy: Callable[[], object] | None = None
+    ) -> None:
         super().__init__()
+        if busy is None:
+            from framecast.workers import calls_in_flight
+
+            busy = calls_in_flight
         self._virtual_now = 0.0
         inner: selectors.BaseSelector = getattr(self, "_selector")  # noqa: B009 - set by the base
-        self._selector = _AutojumpSelector(inner, self, autojump_threshold)
+        self._selector = _AutojumpSelector(inner, self, autojump_threshold, busy)
 
     def time(self) -> float:
         return self._virtual_now

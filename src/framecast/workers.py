@@ -16,12 +16,22 @@ from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["WorkerPool"]
+__all__ = ["WorkerPool", "calls_in_flight"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 _DONE: Any = object()
+_in_flight = 0
+
+
+def calls_in_flight() -> int:
+    """Worker calls (of every pool) whose result the event loop is still waiting for.
+
+    A :class:`~framecast.clock.VirtualTimeLoop` uses this to hold virtual time still
+    while a model computes, so tests with real models stay deterministic.
+    """
+    return _in_flight
 
 
 class WorkerPool:
@@ -45,9 +55,16 @@ class WorkerPool:
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` in a worker thread and return its result."""
+        global _in_flight
         async with self._semaphore():
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+            _in_flight += 1
+            try:
+                return await loop.run_in_executor(
+                    self._executor, functools.partial(fn, *args, **kwargs)
+                )
+            finally:
+                _in_flight -= 1
 
     async def iterate(self, make: Callable[[], Iterator[T]]) -> AsyncGenerator[T, None]:
         """Pull a blocking iterator through the pool, one item per worker call.

@@ -60,6 +60,8 @@ class SmartTurn(Processor):
         mode: ``"smart"`` (model + fallback) or ``"silence"`` (fixed silence only).
         max_wait_s: in smart mode, silence after which the turn ends regardless.
         recheck_s: in smart mode, how often to score again while the silence grows.
+            Long on purpose: a person pausing 0.6-1 s mid-sentence must not be cut off
+            by a second look that happens to score "complete".
         silence_s: in silence mode, the silence that ends a turn.
     """
 
@@ -70,7 +72,7 @@ class SmartTurn(Processor):
         *,
         mode: Literal["smart", "silence"] = "smart",
         max_wait_s: float = 3.0,
-        recheck_s: float = 0.4,
+        recheck_s: float = 1.0,
         silence_s: float = 0.8,
         name: str | None = None,
     ) -> None:
