@@ -42,14 +42,17 @@ ROWS: list[tuple[str, str, bool]] = [
 
 _PIPECAT_SNIPPET = (
     "import asyncio, json, sys; sys.path.insert(0, {here!r}); import peer_pipecat; "
-    "print(json.dumps(asyncio.run(peer_pipecat.run_pipecat({config!r}, reps={reps}, quick={quick}))))"
+    "print(json.dumps(asyncio.run("
+    "peer_pipecat.run_pipecat({config!r}, reps={reps}, quick={quick}))))"
 )
 
 
 def _run(argv: list[str]) -> dict[str, float]:
     done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=HERE)
     if done.returncode != 0:
-        raise SystemExit(f"benchmark subprocess failed: {' '.join(argv[:3])}\n{done.stderr[-3000:]}")
+        raise SystemExit(
+            f"benchmark subprocess failed: {' '.join(argv[:3])}\n{done.stderr[-3000:]}"
+        )
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -124,8 +127,10 @@ def main() -> None:
     args = parser.parse_args()
     results = measure(args.reps, args.quick)
     machine = results["machine"]
-    print(f"{machine['cpu']}, {machine['cores']} cores, Python {machine['python']}, "
-          f"pipecat-ai {machine['pipecat']}, reps={args.reps}{' (quick)' if args.quick else ''}")
+    print(
+        f"{machine['cpu']}, {machine['cores']} cores, Python {machine['python']}, "
+        f"pipecat-ai {machine['pipecat']}, reps={args.reps}{' (quick)' if args.quick else ''}"
+    )
     print(table(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -168,7 +168,9 @@ async def _fps_audio(n: int, *, frames: int, reps: int) -> float:
     rates: list[float] = []
     async with session:
         for rep in range(reps + 1):
-            batch = [AudioIn(pcm=IN_CHUNK) for _ in range(FPS_WARMUP_FRAMES if rep == 0 else frames)]
+            batch = [
+                AudioIn(pcm=IN_CHUNK) for _ in range(FPS_WARMUP_FRAMES if rep == 0 else frames)
+            ]
             sink.reset()
             done = sink.expect_count(len(batch))
             t0 = time.perf_counter_ns()
@@ -209,9 +211,7 @@ async def _interrupt_backlog(*, trials: int, reps: int) -> tuple[float, float]:
     """Interruption with 200 old-turn frames queued ahead of a slow 50th processor."""
     first, watched, sink = Processor(), _Watched(slow=True), _Sink()
     boundary = Boundary(maxsize=256)
-    session = Session(
-        [first, *_chain(INTERRUPT_CHAIN - 2), boundary, watched], on_output=sink
-    )
+    session = Session([first, *_chain(INTERRUPT_CHAIN - 2), boundary, watched], on_output=sink)
     latencies: list[float] = []
     stale_counts: list[float] = []
     async with session:
@@ -262,9 +262,7 @@ async def _stale_adversarial(*, reps: int) -> float:
             await session.push(marker)
             await settled
             await pushing
-            counts.append(
-                sum(1 for at, f in sink.arrivals if at >= t0 and isinstance(f, AudioOut))
-            )
+            counts.append(sum(1 for at, f in sink.arrivals if at >= t0 and isinstance(f, AudioOut)))
             if rep == 0:
                 counts.clear()
     return statistics.median(counts)
@@ -327,7 +325,9 @@ async def run_framecast(*, reps: int, quick: bool) -> dict[str, float]:
         )
         for n in (1, 10, 50):
             full, smoke = FPS_FRAMES[n]
-            results[f"fps_audio_n{n}"] = await _fps_audio(n, frames=smoke if quick else full, reps=reps)
+            results[f"fps_audio_n{n}"] = await _fps_audio(
+                n, frames=smoke if quick else full, reps=reps
+            )
         results["interrupt_us_idle_n50"] = await _interrupt_idle_us(trials=idle_trials, reps=reps)
         backlog_us, backlog_stale = await _interrupt_backlog(trials=backlog_trials, reps=reps)
         results["interrupt_us_backlog_n50"] = backlog_us

@@ -97,6 +97,7 @@ __all__ = [
     "Transcript",
     "UserStartedSpeaking",
     "UserStoppedSpeaking",
+    "VirtualTimeLoop",
     "WorkerPool",
     "__version__",
 ]

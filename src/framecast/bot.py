@@ -154,7 +154,9 @@ class Services:
         if s.emotion_backend == "onnx":
             labels = [label.strip() for label in s.emotion_labels.split(",") if label.strip()]
             if not s.emotion_onnx_path or not labels:
-                raise ConfigError("the onnx emotion backend needs emotion_onnx_path and emotion_labels")
+                raise ConfigError(
+                    "the onnx emotion backend needs emotion_onnx_path and emotion_labels"
+                )
             return OnnxEmotionBackend(s.emotion_onnx_path, labels)
         return ProsodyLexicalBackend()
 
@@ -218,7 +220,10 @@ class Services:
                     "embedded": self.llm_server is not None},
         }  # fmt: skip
         ok = self.ready and all(stage["ready"] for stage in stages.values())
-        return {"status": "ok" if ok else "starting" if not self.ready else "degraded", "stages": stages}
+        return {
+            "status": "ok" if ok else "starting" if not self.ready else "degraded",
+            "stages": stages,
+        }
 
     async def _llm_reachable(self) -> bool:
         if self.llm_client is None:

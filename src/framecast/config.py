@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     emotion_labels: str = Field("", description="comma-separated labels of the ONNX model")
 
     # --- LLM ------------------------------------------------------------------------
-    llm_base_url: str = Field("", description="OpenAI-compatible /v1 URL; empty = embedded llama.cpp")
+    llm_base_url: str = Field(
+        "", description="OpenAI-compatible /v1 URL; empty = embedded llama.cpp"
+    )
     llm_model: str = Field(
         "qwen2.5-coder-0.5b",
         description="model id on the endpoint, or the model store's GGUF for the embedded server",
@@ -69,7 +71,8 @@ class Settings(BaseSettings):
     tts_speed: float = Field(1.0, ge=0.5, le=2.0)
     tts_threads: int = Field(2, ge=1)
     elevenlabs_api_key: SecretStr = Field(
-        SecretStr(""), validation_alias=AliasChoices("ELEVENLABS_API_KEY", "FRAMECAST_ELEVENLABS_API_KEY")
+        SecretStr(""),
+        validation_alias=AliasChoices("ELEVENLABS_API_KEY", "FRAMECAST_ELEVENLABS_API_KEY"),
     )
     elevenlabs_voice_id: str = "21m00Tcm4TlvDq8ikWAM"
     elevenlabs_model: str = "eleven_flash_v2_5"

@@ -56,6 +56,7 @@ __all__ = [
     "UserStoppedSpeaking",
 ]
 
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Frame:
     """Base of all frames.

@@ -36,7 +36,10 @@ TURNS = Counter(
     "framecast_turns_total", "Turns finished, by outcome.", ["outcome"], registry=REGISTRY
 )
 ERRORS = Counter(
-    "framecast_errors_total", "Errors reported by processors.", ["processor", "code"], registry=REGISTRY
+    "framecast_errors_total",
+    "Errors reported by processors.",
+    ["processor", "code"],
+    registry=REGISTRY,
 )
 SESSIONS = Gauge("framecast_sessions", "Sessions currently open.", registry=REGISTRY)
 LOOP_LAG = Histogram(

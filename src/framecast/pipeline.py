@@ -105,7 +105,9 @@ class Parallel(Processor):
         self._branches: list[Pipeline] = []
         for i, branch in enumerate(branches):
             self._branches.append(
-                Pipeline([_BranchStart(self, i), *branch, _BranchEnd(self, i)], name=f"{self.name}.{i}")
+                Pipeline(
+                    [_BranchStart(self, i), *branch, _BranchEnd(self, i)], name=f"{self.name}.{i}"
+                )
             )
         self._seen: OrderedDict[int, Frame] = OrderedDict()
         self._seen_up: OrderedDict[int, Frame] = OrderedDict()

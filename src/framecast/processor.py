@@ -141,7 +141,11 @@ class Processor:
             return
         async with lock:
             # Re-check after waiting: an interruption may have happened meanwhile.
-            if session is not None and frame.turn < session.turn and not isinstance(frame, SystemFrame):
+            if (
+                session is not None
+                and frame.turn < session.turn
+                and not isinstance(frame, SystemFrame)
+            ):
                 return
             try:
                 await target.process(frame, direction)

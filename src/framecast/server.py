@@ -175,7 +175,9 @@ class VoiceBotServer:
             SESSIONS.dec()
             self._sessions.discard(task)
 
-    async def _run_session(self, connection: ServerConnection, session_id: str, slot: int | None) -> None:
+    async def _run_session(
+        self, connection: ServerConnection, session_id: str, slot: int | None
+    ) -> None:
         s = self.services.settings
         hello_hook: list[Callable[[Hello], Awaitable[None]]] = []
 

@@ -39,6 +39,10 @@ class Timeline:
         """Record ``stage`` at ``ts`` unless it was already recorded."""
         self.marks.setdefault(stage, ts)
 
+    def move(self, stage: str, ts: float) -> None:
+        """Record ``stage`` at ``ts``, replacing an earlier mark (e.g. the *last* pause)."""
+        self.marks[stage] = ts
+
     def origin(self) -> float | None:
         """End of user speech if known, else the earliest mark."""
         if "user_speech_end" in self.marks:

@@ -94,10 +94,12 @@ def words(text: str) -> list[str]:
 
 
 @pytest.mark.virtual_time
-async def test_a_complete_command_ends_the_turn_right_after_the_pause(engines: tuple[object, ...]) -> None:
+async def test_a_complete_command_ends_the_turn_right_after_the_pause(
+    engines: tuple[object, ...],
+) -> None:
     entry = MANIFEST["cards_003.wav"]
     sink = await feed(np.concatenate([clip("cards_003.wav"), silence(1.5)]), engines)
-    (end_at, end), = sink.of(EndOfTurn)
+    ((end_at, end),) = sink.of(EndOfTurn)
     assert isinstance(end, EndOfTurn) and end.reason == "model" and end.probability > 0.5
     # The clock started one chunk before the first sample: speech ended at speech_end_s + 20 ms.
     delay = end_at - (entry["speech_end_s"] + 0.02)
@@ -111,11 +113,16 @@ async def test_a_pause_mid_sentence_does_not_end_the_turn(engines: tuple[object,
     audio = clip("librivox_0930.wav")
     # Cut inside the sentence, at the quietest 20 ms between 40 % and 60 % of the speech.
     entry = MANIFEST["librivox_0930.wav"]
-    lo, hi = (int(x * RATE) for x in np.interp([0.4, 0.6], [0, 1], [entry["speech_start_s"], entry["speech_end_s"]]))
+    lo, hi = (
+        int(x * RATE)
+        for x in np.interp([0.4, 0.6], [0, 1], [entry["speech_start_s"], entry["speech_end_s"]])
+    )
     frames = audio[lo:hi][: (hi - lo) // CHUNK * CHUNK].reshape(-1, CHUNK).astype(np.float64)
     cut = lo + int(np.argmin(np.sqrt((frames**2).mean(axis=1)))) * CHUNK
     pause = 0.8
-    sink = await feed(np.concatenate([audio[:cut], silence(pause), audio[cut:], silence(3.5)]), engines)
+    sink = await feed(
+        np.concatenate([audio[:cut], silence(pause), audio[cut:], silence(3.5)]), engines
+    )
 
     resumed_at = (cut / RATE) + pause
     ends = sink.of(EndOfTurn)

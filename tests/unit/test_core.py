@@ -19,8 +19,8 @@ from framecast import (
     InterruptionFrame,
     LLMText,
     Parallel,
-    PipelineError,
     Pipeline,
+    PipelineError,
     Processor,
     Session,
     StartFrame,
@@ -79,7 +79,14 @@ async def test_nested_pipelines_visit_every_processor_in_order() -> None:
     a, b, c, d = Recorder("a"), Recorder("b"), Recorder("c"), Recorder("d")
     inner = Pipeline([b, Pipeline([c])])
     session = Session([a, inner, d])
-    assert [p.name for p in session.processors] == ["session.head", "a", "b", "c", "d", "session.tail"]
+    assert [p.name for p in session.processors] == [
+        "session.head",
+        "a",
+        "b",
+        "c",
+        "d",
+        "session.tail",
+    ]
     async with session:
         await session.push(TextIn(text="x"))
     for r in (a, b, c, d):
@@ -99,7 +106,9 @@ async def test_upstream_frames_travel_back_through_every_processor() -> None:
     async with Session([a2, b2], on_upstream=on_up) as session:
         await session.push(TextIn(text="back"), Direction.UP)
     assert [type(f) for f in session_up] == [TextIn]
-    assert any(isinstance(f, TextIn) for f in a2.seen) and any(isinstance(f, TextIn) for f in b2.seen)
+    assert any(isinstance(f, TextIn) for f in a2.seen) and any(
+        isinstance(f, TextIn) for f in b2.seen
+    )
 
 
 class Tagger(Processor):
@@ -307,8 +316,12 @@ async def test_stale_frames_are_dropped_at_the_next_hop() -> None:
     after = Recorder("after")
     out = await run_processors(
         [Processor(), after],
-        [LLMText(text="old", turn=0), InterruptionFrame(), LLMText(text="late", turn=0),
-         LLMText(text="new", turn=1)],
+        [
+            LLMText(text="old", turn=0),
+            InterruptionFrame(),
+            LLMText(text="late", turn=0),
+            LLMText(text="new", turn=1),
+        ],
     )
     assert [f.text for f in out.of(LLMText)] == ["old", "new"]
     assert [f.text for f in after.seen if isinstance(f, LLMText)] == ["old", "new"]
@@ -360,7 +373,7 @@ async def test_interruption_empties_queued_backlog_of_the_old_turn() -> None:
     slow = Slow(0.001)
     session = Session([Processor(), boundary, slow, sink])
     await session.start()
-    for i in range(200):
+    for _ in range(200):
         await session.push(AudioOut(pcm=PCM, turn=0))
     assert len(boundary.channel) >= 198
     await asyncio.sleep(0.0105)  # ten have gone through the slow stage
@@ -459,9 +472,7 @@ class TurnTimeout(Processor):
 @pytest.mark.virtual_time
 async def test_virtual_clock_fires_timers_without_sleeping() -> None:
     loop = asyncio.get_running_loop()
-    out = await run_processors(
-        [TurnTimeout(3.0)], [UserStoppedSpeaking(turn=0), 10.0]
-    )
+    out = await run_processors([TurnTimeout(3.0)], [UserStoppedSpeaking(turn=0), 10.0])
     assert [f.text for f in out.of(TextIn)] == ["timeout at 3.0"]
     assert loop.time() == pytest.approx(10.0)
 

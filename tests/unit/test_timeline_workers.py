@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from contextlib import aclosing
 from collections.abc import Iterator
+from contextlib import aclosing
 
 import pytest
 
@@ -49,20 +49,23 @@ async def test_worker_pool_runs_at_most_size_calls_at_once() -> None:
     peak = 0
     lock = threading.Lock()
     release = threading.Event()
+    loop = asyncio.get_running_loop()
+    two_running: asyncio.Future[None] = loop.create_future()
 
     def work(i: int) -> int:
         nonlocal running, peak
         with lock:
             running += 1
             peak = max(peak, running)
+            if running == 2:
+                loop.call_soon_threadsafe(two_running.set_result, None)
         release.wait(5)
         with lock:
             running -= 1
         return i * i
 
     tasks = [asyncio.ensure_future(pool.run(work, i)) for i in range(6)]
-    while running < 2:
-        await asyncio.sleep(0.001)
+    await two_running
     release.set()
     assert await asyncio.gather(*tasks) == [i * i for i in range(6)]
     assert peak == 2

@@ -171,6 +171,11 @@ class EnergyEndpointer:
         """True from :class:`SpeechStarted` until :class:`SpeechStopped` (pauses included)."""
         return self._state is not _State.QUIET
 
+    @property
+    def last_active_sample(self) -> int:
+        """End of the last frame that counted as speech (samples since the first fed)."""
+        return self._last_active
+
     def reset(self) -> None:
         """Forget all audio; the next sample fed is sample 0 again."""
         self._state = _State.QUIET

@@ -29,6 +29,7 @@ from framecast.workers import WorkerPool
 __all__ = ["EmotionBackend", "EmotionTagger"]
 
 _MAX_BYTES = 15 * 16_000 * 2  # the last 15 s of speech are plenty for prosody
+_PREROLL_BYTES = 16_000  # 0.5 s: the gate declares a turn after its speech began
 
 
 class EmotionLike(Protocol):
@@ -53,30 +54,34 @@ class EmotionTagger(Processor):
         pool: worker threads to run it in, so the loop never blocks.
     """
 
-    def __init__(self, backend: EmotionBackend, pool: WorkerPool, *, name: str | None = None) -> None:
+    def __init__(
+        self, backend: EmotionBackend, pool: WorkerPool, *, name: str | None = None
+    ) -> None:
         super().__init__(name=name)
         self._backend = backend
         self._pool = pool
         self._audio = bytearray()
+        self._utterance = b""  # the speech up to the last pause, for the final's tag
         self._listening = False
 
     def on_interruption(self, turn: int) -> None:
-        self._audio.clear()
+        # Keep the audio: its recent part is the pre-roll of the turn now starting.
         self._listening = False
 
     async def process(self, frame: Frame, direction: Direction) -> None:
         if direction is DOWN:
-            if isinstance(frame, AudioIn) and self._listening:
+            if isinstance(frame, AudioIn):
                 self._audio += frame.pcm
-                if len(self._audio) > _MAX_BYTES:
-                    del self._audio[: len(self._audio) - _MAX_BYTES]
+                keep = _MAX_BYTES if self._listening else _PREROLL_BYTES
+                if len(self._audio) > keep:
+                    del self._audio[: len(self._audio) - keep]
             elif isinstance(frame, UserStartedSpeaking):
                 self._listening = True
             elif isinstance(frame, UserStoppedSpeaking):
                 self._listening = False
+                self._utterance = bytes(self._audio)
             elif isinstance(frame, Transcript) and frame.final and frame.text:
-                await self._tag(frame.turn, bytes(self._audio), frame.text)
-                self._audio.clear()
+                await self._tag(frame.turn, self._utterance, frame.text)
             elif isinstance(frame, TextIn):
                 await self._tag(frame.turn, b"", frame.text)
         await self.push(frame, direction)

@@ -8,6 +8,11 @@ The gate also opens new turns: when the user starts speaking after their
 previous turn ended (``session.user_turn_ended``), it calls ``interrupt()`` —
 which cancels any reply still in flight (barge-in) — before pushing the event.
 Audio and events that follow carry the new turn.
+
+A new turn must be *confirmed*: the speech has to last ``confirm_ms`` first, so a
+cough, a door or a burst of echo does not cut the bot off. A burst that stops
+sooner is ignored entirely. Nothing is lost by waiting: the STT and turn
+detector keep a pre-roll of the audio before the start event.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ class EnergyGate(Processor):
         hangover_ms: silence after which the utterance is certainly over.
         barge_in: open a new turn (cancelling a reply in flight) when the user
             starts speaking after their turn ended.
+        confirm_ms: how long speech must have been going on (from its onset to its
+            latest voiced frame) before it opens a new turn (0 = at once).
     """
 
     def __init__(
@@ -46,6 +53,7 @@ class EnergyGate(Processor):
         start_ms: int = 60,
         hangover_ms: int = 1000,
         barge_in: bool = True,
+        confirm_ms: int = 200,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
@@ -53,7 +61,9 @@ class EnergyGate(Processor):
             threshold=threshold, pause_ms=pause_ms, start_ms=start_ms, hangover_ms=hangover_ms
         )
         self._barge_in = barge_in
+        self._confirm = confirm_ms * 16  # in samples at 16 kHz
         self._pushed = 0  # samples of input audio pushed on so far
+        self._candidate: tuple[int, float] | None = None  # (onset sample, time) of a new turn
 
     async def process(self, frame: Frame, direction: Direction) -> None:
         if direction is not DOWN or not isinstance(frame, AudioIn):
@@ -70,19 +80,33 @@ class EnergyGate(Processor):
             if isinstance(event, SpeechStarted | SpeechResumed):
                 session = self.session
                 if self._barge_in and session.user_turn_ended:
-                    await self.interrupt()
+                    onset = event.onset if isinstance(event, SpeechStarted) else event.sample
+                    self._candidate = (onset, event.at)
                 else:
                     session.user_turn_ended = False
-                await self.push(UserStartedSpeaking(turn=session.turn, ts=event.at))
+                    await self.push(UserStartedSpeaking(turn=session.turn, ts=event.at))
             elif isinstance(event, SpeechPaused):
+                if self._candidate is not None:
+                    self._candidate = None  # too short to be a turn: a noise, ignore it
+                    continue
                 turn = self.session.turn
-                self.session.mark(turn, "user_speech_end", event.at - event.silence_ms / 1000.0)
+                self.session.timeline(turn).move(
+                    "user_speech_end", event.at - event.silence_ms / 1000.0
+                )
                 await self.push(
                     UserStoppedSpeaking(turn=turn, ts=event.at, silence_ms=event.silence_ms)
                 )
         if offset < len(frame.pcm):
             await self._push_audio(frame, frame.pcm[offset:])
         self._pushed = start + len(frame.pcm) // 2
+        candidate = self._candidate
+        if (
+            candidate is not None
+            and self._endpointer.last_active_sample - candidate[0] >= self._confirm
+        ):
+            self._candidate = None
+            turn = await self.interrupt()
+            await self.push(UserStartedSpeaking(turn=turn, ts=candidate[1]))
 
     async def _push_audio(self, frame: AudioIn, pcm: bytes) -> None:
         turn = self.session.turn

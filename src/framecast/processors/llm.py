@@ -48,15 +48,15 @@ from framecast.frames import (
     UserStartedSpeaking,
     UserStoppedSpeaking,
 )
-from framecast.processor import DOWN, UP, Direction, Processor
+from framecast.processor import UP, Direction, Processor
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "VLLMChat"]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly voice assistant in a spoken conversation. Answer in one or two short "
     "sentences of plain spoken English: no lists, no markdown, no emoji, no code. "
-    "A user message may start with a hint like [tone: happy] about how the user sounded; "
-    "let it shape your tone and never mention it."
+    "A user message may end with a note in parentheses about the user's tone of voice; "
+    "let it shape your tone, never mention it."
 )
 
 
@@ -81,6 +81,8 @@ class VLLMChat(Processor):
             conversation's prompt cache warm).
         timeout_s: request timeout (connect + whole stream).
         prefill: at session start, send the system prompt once so the server caches it.
+        hint_min_score: an emotion tag becomes a hint only at or above this score, and
+            never for ``neutral``/``calm`` (small models over-react to hints).
     """
 
     def __init__(
@@ -95,11 +97,13 @@ class VLLMChat(Processor):
         extra_body: Mapping[str, Any] | None = None,
         timeout_s: float = 30.0,
         prefill: bool = True,
+        hint_min_score: float = 0.85,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
         self._client = client
         self._prefill = prefill
+        self._hint_min_score = hint_min_score
         self._model = model
         self._system = system_prompt
         self._max_tokens = max_tokens
@@ -184,9 +188,18 @@ class VLLMChat(Processor):
         emotion = self._emotion
         self._reset_turn()
         if not text:
+            # Nothing was said (noise). If that noise cut off our reply before the
+            # user heard any of it, their question is still unanswered: answer it.
+            if self.history and self.history[-1].role == "user":
+                self.history[-1].turn = turn
+                self.create_task(self._reply(turn), turn=turn)
             return
-        if emotion is not None and emotion.label != "neutral":
-            text = f"[tone: {emotion.label}] {text}"
+        if (
+            emotion is not None
+            and emotion.label not in ("neutral", "calm")
+            and emotion.score >= self._hint_min_score
+        ):
+            text = f"{text} (tone of voice: {emotion.label})"
         self._remember(turn, "user", text)
         self.create_task(self._reply(turn), turn=turn)
 

@@ -65,7 +65,8 @@ class WhisperSTT(Processor):
         pool: worker threads for ``engine`` (shared; bounds concurrent decodes).
         partial_interval_s: new audio needed before the next partial decode.
         commit_after_s: uncommitted audio beyond which finished segments are committed.
-        preroll_s: audio kept from before the speech start (onsets are quiet).
+        preroll_s: audio kept from before the speech start (onsets are quiet, and
+            the gate confirms a new turn only after ``confirm_ms`` of speech).
         partials: emit partial transcripts at all.
     """
 
@@ -76,7 +77,7 @@ class WhisperSTT(Processor):
         *,
         partial_interval_s: float = 0.6,
         commit_after_s: float = 6.0,
-        preroll_s: float = 0.3,
+        preroll_s: float = 0.5,
         partials: bool = True,
         name: str | None = None,
     ) -> None:
@@ -151,7 +152,9 @@ class WhisperSTT(Processor):
         self.create_task(self._final(turn, audio, committed, partial), turn=turn)
 
     async def _partial(self, turn: int, audio: bytes, committed: str, segment: int) -> None:
-        result = await self._pool.run(self._engine.transcribe, _f32(audio), prompt=committed or None)
+        result = await self._pool.run(
+            self._engine.transcribe, _f32(audio), prompt=committed or None
+        )
         if segment != self._segment or committed != self._committed:
             return  # the segment ended, or was committed further, meanwhile
         shown = self._stable.update(self._maybe_commit(result, len(audio) // 2))

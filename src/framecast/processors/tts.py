@@ -12,7 +12,7 @@ goes on with the next one.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing
 from typing import Protocol
 
@@ -49,7 +49,9 @@ class TTSProcessor(Processor):
         max_pending: sentences that may wait for synthesis (backpressure on the LLM).
     """
 
-    def __init__(self, synth: SpeechSynth, *, max_pending: int = 16, name: str | None = None) -> None:
+    def __init__(
+        self, synth: SpeechSynth, *, max_pending: int = 16, name: str | None = None
+    ) -> None:
         super().__init__(name=name)
         self._synth = synth
         self._max_pending = max_pending
@@ -72,7 +74,10 @@ class TTSProcessor(Processor):
 
     async def process(self, frame: Frame, direction: Direction) -> None:
         if direction is DOWN and isinstance(frame, Sentence | ReplyEnded):
-            if isinstance(frame, ReplyEnded) and self._channel_for(frame.turn, create=False) is None:
+            if (
+                isinstance(frame, ReplyEnded)
+                and self._channel_for(frame.turn, create=False) is None
+            ):
                 await self.push(frame, direction)  # a reply with nothing to say
                 return
             channel = self._channel_for(frame.turn, create=True)
@@ -179,7 +184,9 @@ class KokoroTTS(TTSProcessor):
         max_pending: int = 16,
         name: str | None = None,
     ) -> None:
-        super().__init__(_KokoroSynth(engine, pool, voice, speed), max_pending=max_pending, name=name)
+        super().__init__(
+            _KokoroSynth(engine, pool, voice, speed), max_pending=max_pending, name=name
+        )
 
 
 class _RemoteEngine(Protocol):
@@ -214,5 +221,7 @@ class ElevenLabsTTS(TTSProcessor):
             TTS service client).
     """
 
-    def __init__(self, engine: _RemoteEngine, *, max_pending: int = 16, name: str | None = None) -> None:
+    def __init__(
+        self, engine: _RemoteEngine, *, max_pending: int = 16, name: str | None = None
+    ) -> None:
         super().__init__(_StreamingSynth(engine), max_pending=max_pending, name=name)

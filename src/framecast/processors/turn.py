@@ -35,6 +35,7 @@ __all__ = ["SmartTurn", "TurnEngine"]
 
 _RATE = 16_000
 _WINDOW_BYTES = 8 * _RATE * 2
+_PREROLL_BYTES = _RATE // 2 * 2  # 0.5 s before the start event belongs to the turn
 
 
 class TurnPredictionLike(Protocol):
@@ -92,18 +93,20 @@ class SmartTurn(Processor):
         self._waiting: asyncio.Task[None] | None = None
 
     def on_interruption(self, turn: int) -> None:
-        self._audio.clear()
+        # Keep the audio: its recent part is the pre-roll of the turn now starting.
         self._in_turn = False
         self._waiting = None  # owned by the old turn: already cancelled
 
     async def process(self, frame: Frame, direction: Direction) -> None:
         if direction is DOWN:
             if isinstance(frame, AudioIn):
-                if self._in_turn:
-                    self._audio += frame.pcm
-                    if len(self._audio) > 2 * _WINDOW_BYTES:
-                        del self._audio[: len(self._audio) - _WINDOW_BYTES]
+                self._audio += frame.pcm
+                keep = _WINDOW_BYTES if self._in_turn else _PREROLL_BYTES
+                if len(self._audio) > 2 * keep:
+                    del self._audio[: len(self._audio) - keep]
             elif isinstance(frame, UserStartedSpeaking):
+                if not self._in_turn:
+                    del self._audio[: max(0, len(self._audio) - _PREROLL_BYTES)]
                 self._in_turn = True
                 await self._stop_waiting()
             elif isinstance(frame, UserStoppedSpeaking) and self._in_turn:
@@ -130,7 +133,9 @@ class SmartTurn(Processor):
         waited = silent_for
         while True:
             audio = np.frombuffer(bytes(self._audio[-_WINDOW_BYTES:]), dtype="<i2")
-            prediction = await self._pool.run(self._engine.predict, audio.astype(np.float32) / 32768.0)
+            prediction = await self._pool.run(
+                self._engine.predict, audio.astype(np.float32) / 32768.0
+            )
             logger.debug(
                 "{}: turn {} p={:.2f} after {:.2f} s of silence ({:.1f} s of audio)",
                 self.name, turn, prediction.probability, waited, audio.size / _RATE,
@@ -148,7 +153,6 @@ class SmartTurn(Processor):
     async def _end(self, turn: int, probability: float, reason: str) -> None:
         self._waiting = None
         self._in_turn = False
-        self._audio.clear()
         self.session.end_user_turn()
         self.session.mark(turn, "end_of_turn")
         await self.push(

@@ -102,7 +102,9 @@ class Decoder:
         if kind == "text":
             text = payload.get("text")
             if not isinstance(text, str) or not text.strip():
-                raise ProtocolError('"text" needs a non-empty string field "text"', code="bad_message")
+                raise ProtocolError(
+                    '"text" needs a non-empty string field "text"', code="bad_message"
+                )
             if len(text) > _MAX_TEXT_CHARS:
                 raise ProtocolError(
                     f"text is longer than {_MAX_TEXT_CHARS} characters", code="too_large"
@@ -112,7 +114,11 @@ class Decoder:
             settings = payload.get("settings", {})
             if not isinstance(settings, dict):
                 raise ProtocolError('"settings" must be an object', code="bad_message")
-            extra = {k: v for k, v in payload.items() if k not in ("type", "client", "version", "settings")}
+            extra = {
+                k: v
+                for k, v in payload.items()
+                if k not in ("type", "client", "version", "settings")
+            }
             return Hello(
                 client=str(payload.get("client", "")),
                 version=str(payload.get("version", "")),

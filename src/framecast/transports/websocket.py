@@ -162,18 +162,26 @@ class _Output(Processor):
                 self._reply = _Reply(turn=frame.turn, sample_rate=frame.sample_rate)
                 await t.send_event("audio_start", turn=frame.turn, sample_rate=frame.sample_rate)
         elif isinstance(frame, BotStoppedSpeaking):
-            if self._reply is not None and self._reply.turn == frame.turn and frame.turn >= session.turn:
+            if (
+                self._reply is not None
+                and self._reply.turn == frame.turn
+                and frame.turn >= session.turn
+            ):
                 self._reply.open = False
                 await t.send_event("audio_end", turn=frame.turn)
         elif isinstance(frame, InterruptionFrame):
             await self._cut(frame.turn)
         elif isinstance(frame, Transcript):
             if frame.text:
-                await t.send_event("transcript", turn=frame.turn, text=frame.text, final=frame.final)
+                await t.send_event(
+                    "transcript", turn=frame.turn, text=frame.text, final=frame.final
+                )
         elif isinstance(frame, LLMText):
             await t.send_event("reply", turn=frame.turn, text=frame.text)
         elif isinstance(frame, EmotionTag):
-            await t.send_event("emotion", turn=frame.turn, label=frame.label, score=round(frame.score, 3))
+            await t.send_event(
+                "emotion", turn=frame.turn, label=frame.label, score=round(frame.score, 3)
+            )
         elif isinstance(frame, ReplyStarted):
             self._replying = frame.turn
         elif isinstance(frame, ReplyEnded):
@@ -300,7 +308,10 @@ class WebSocketTransport:
             except ProtocolError as exc:
                 await self.send_event("error", message=str(exc), code=exc.code)
             await self.send_event(
-                "ready", sample_rate_in=16000, sample_rate_out=self._rate_out, session=self.session_id
+                "ready",
+                sample_rate_in=16000,
+                sample_rate_out=self._rate_out,
+                session=self.session_id,
             )
 
     async def _flooded(self, now: float) -> None:
@@ -341,4 +352,3 @@ def _is_disconnect(exc: BaseException) -> bool:
     except ImportError:  # pragma: no cover - the server extra is not installed
         return isinstance(exc, ConnectionError)
     return isinstance(exc, ConnectionClosed | ConnectionError)
-
