@@ -295,13 +295,45 @@ TOKENS = [
     cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=10),
     max_chars=st.sampled_from([250, 30, 8]),
     min_words=st.integers(min_value=1, max_value=4),
+    max_words=st.sampled_from([None, 4, 6]),
 )
 def test_property_any_split_same_chunks_nothing_lost(
-    tokens: list[str], cuts: list[int], max_chars: int, min_words: int
+    tokens: list[str], cuts: list[int], max_chars: int, min_words: int, max_words: int | None
 ) -> None:
     text = "".join(tokens)
-    options = {"max_chars": max_chars, "first_min_words": min_words}
+    options = {"max_chars": max_chars, "first_min_words": min_words, "first_max_words": max_words}
     reference = split_all(text, **options)
     check_lossless(text, reference)
     pieces = cut_at(text, [c for c in cuts if c <= len(text)])
     assert split_pieces(pieces, **options) == reference
+
+
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [
+        # Cut before a function word when one comes within the limit...
+        ("Seven clubs are playing in a friendly match.", "Seven clubs are playing"),
+        ("Go forward ten meters to reach your goal.", "Go forward ten meters"),
+        # ...else right after the limit.
+        (
+            "Paris remains France's lovely old capital city today.",
+            "Paris remains France's lovely old",
+        ),
+        # Punctuation inside the limit still wins; a short sentence is not cut.
+        ("To boil an egg, first put it in water.", "To boil an egg,"),
+        ("The capital of France is Paris.", "The capital of France is Paris."),
+    ],
+)
+def test_first_chunk_is_capped_at_a_few_words(text: str, first: str) -> None:
+    chunks = split_all(text, first_min_words=2, first_max_words=5)
+    assert chunks[0] == first
+    check_lossless(text, chunks)
+    assert split_all(text, first_min_words=2, first_max_words=5)[1:] == chunks[1:]
+
+
+def test_only_the_first_chunk_is_capped() -> None:
+    text = "Okay. Then a very long second sentence follows here without any break at all."
+    assert split_all(text, first_max_words=3) == [
+        "Okay.",
+        "Then a very long second sentence follows here without any break at all.",
+    ]

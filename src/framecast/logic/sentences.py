@@ -171,6 +171,10 @@ class SentenceSplitter:
         eager_first: let the first chunk of a reply end at a clause mark
             (``, ; : — –`` followed by whitespace) to start TTS sooner.
         first_min_words: words the first chunk needs before a clause mark may end it.
+        first_max_words: if set, the first chunk ends after at most this many words even
+            without a clause mark (before a function word such as "in" or "and" where
+            one follows within the limit): a 2-5-word first chunk is the cheapest audio
+            to make, so the reply starts sooner.
         max_chars: cut a chunk with no sentence end at its last space before this many
             characters (a chunk of one longer word is cut at the next space).
 
@@ -183,14 +187,20 @@ class SentenceSplitter:
         *,
         eager_first: bool = True,
         first_min_words: int = 3,
+        first_max_words: int | None = None,
         max_chars: int = DEFAULT_MAX_CHARS,
     ) -> None:
+        if first_max_words is not None and first_max_words < first_min_words:
+            raise ConfigError(
+                f"first_max_words ({first_max_words}) is below first_min_words ({first_min_words})"
+            )
         if first_min_words < 1 or max_chars < 1:
             raise ConfigError(
                 f"first_min_words and max_chars must be >= 1, got {first_min_words}, {max_chars}"
             )
         self._eager_first = eager_first
         self._first_min_words = first_min_words
+        self._first_max_words = first_max_words
         self._max_chars = max_chars
         self.reset()
 
@@ -236,7 +246,10 @@ class SentenceSplitter:
     def _find_cut(self, *, final: bool) -> int | None:
         """Return where the buffer's first complete chunk ends, or None to wait for more."""
         buf = self._buf
+        cap = self._first_cap()
         for match in _CANDIDATE.finditer(buf):
+            if cap is not None and match.start() >= cap[0]:
+                return cap[1]  # the first chunk's word limit comes before this mark
             if match.start() > self._max_chars:
                 break
             end = self._judge(buf, match, final=final)
@@ -244,7 +257,29 @@ class SentenceSplitter:
                 return None
             if end is not None and end <= self._max_chars and _has_word(self._clean(buf[:end])):
                 return end
-        return self._cap_cut()
+        return cap[1] if cap is not None else self._cap_cut()
+
+    def _first_cap(self) -> tuple[int, int] | None:
+        """The first chunk's word limit: (end of the limit-th word, where to cut).
+
+        The cut is before the last function word ("in", "and", ...) within the limit,
+        so the chunk reads as a phrase, else right after the limit-th word. Decided only
+        once the word after the limit is complete, so the result is the same however the
+        text was split into pieces. None: no limit, not the first chunk, or not yet.
+        """
+        limit = self._first_max_words
+        if limit is None or not (self._eager_first and self._first_pending):
+            return None
+        complete = [m for m in _WORD.finditer(self._buf) if m.end() < len(self._buf)]
+        if len(complete) <= limit:
+            return None
+        hard = complete[limit - 1].end()
+        cut = hard
+        for i in range(limit - 1, self._first_min_words - 1, -1):
+            if complete[i].group().lower() in _BREAK_BEFORE:
+                cut = complete[i - 1].end()
+                break
+        return (hard, cut) if _has_word(self._clean(self._buf[:cut])) else None
 
     def _judge(self, buf: str, match: re.Match[str], *, final: bool) -> int | None | _Wait:
         """Decide one candidate: the chunk's end index, None (no end here) or wait."""
@@ -292,6 +327,14 @@ class SentenceSplitter:
 
     def _clean(self, raw: str) -> str:
         return _speech(raw, line_start=self._line_start)
+
+
+_WORD = re.compile(r"\S+")
+#: Words a phrase naturally starts with: cutting before them keeps a chunk whole-sounding.
+_BREAK_BEFORE = frozenset(
+    "a an the and but or so because in on at to for with of from that which who when "
+    "while if as about into".split()
+)
 
 
 def _gap_after(buf: str, pos: int) -> bool | None:

@@ -54,9 +54,7 @@ __all__ = ["DEFAULT_SYSTEM_PROMPT", "VLLMChat"]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly voice assistant in a spoken conversation. Answer in one or two short "
-    "sentences of plain spoken English: no lists, no markdown, no emoji, no code. "
-    "A user message may end with a note in parentheses about the user's tone of voice; "
-    "let it shape your tone, never mention it."
+    "sentences of plain spoken English: no lists, no markdown, no emoji, no code."
 )
 
 

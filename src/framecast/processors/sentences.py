@@ -22,13 +22,24 @@ class SentenceAggregator(Processor):
         eager_first: allow the reply's first chunk to end at a clause boundary.
         first_min_words: words the eager first clause needs ("Sure, ..." with 2: a
             2-4-word first chunk is the cheapest audio to make, LATENCY.md lever 2).
+        first_max_words: the first chunk ends after this many words even without a
+            clause mark (None: only at punctuation).
     """
 
     def __init__(
-        self, *, eager_first: bool = True, first_min_words: int = 2, name: str | None = None
+        self,
+        *,
+        eager_first: bool = True,
+        first_min_words: int = 2,
+        first_max_words: int | None = 5,
+        name: str | None = None,
     ) -> None:
         super().__init__(name=name)
-        self._splitter = SentenceSplitter(eager_first=eager_first, first_min_words=first_min_words)
+        self._splitter = SentenceSplitter(
+            eager_first=eager_first,
+            first_min_words=first_min_words,
+            first_max_words=first_max_words,
+        )
         self._first = True
 
     def on_interruption(self, turn: int) -> None:
