@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +41,21 @@ from framecast.processors import (
 from framecast.transports.protocol import Hello
 from framecast.workers import WorkerPool
 
-__all__ = ["Services", "build_pipeline"]
+__all__ = ["PipelineFactory", "Services", "SessionPipeline", "build_pipeline"]
 
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPipeline:
+    """What a session runs: its processors, and how to apply a client's ``hello``."""
+
+    processors: list[Processor]
+    on_hello: Callable[[Hello], Awaitable[None]] | None = None
+
+
+#: Builds one session's pipeline: (services, transport input, transport output, llama.cpp slot).
+PipelineFactory = Callable[["Services", Processor, Processor, "int | None"], SessionPipeline]
 
 
 class Services:
@@ -236,9 +250,9 @@ class Services:
 
 
 def build_pipeline(
-    services: Services, transport_input: Processor, transport_output: Processor, *, slot: int | None
-) -> tuple[list[Processor], TTSProcessor]:
-    """The processors of one voice-bot session, and its TTS (for per-session voice changes)."""
+    services: Services, transport_input: Processor, transport_output: Processor, slot: int | None
+) -> SessionPipeline:
+    """The default voice-bot pipeline for one session (a :data:`PipelineFactory`)."""
     s = services.settings
     extra_body = {"id_slot": slot, "cache_prompt": True} if slot is not None else None
     tts: TTSProcessor
@@ -275,7 +289,7 @@ def build_pipeline(
         tts,
         transport_output,
     ]
-    return processors, tts
+    return SessionPipeline(processors, on_hello=partial(apply_hello, services, tts))
 
 
 async def apply_hello(services: Services, tts: TTSProcessor, hello: Hello) -> None:

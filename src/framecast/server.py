@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
@@ -21,10 +20,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from framecast.bot import Services, apply_hello, build_pipeline
+from framecast.bot import PipelineFactory, Services, build_pipeline
 from framecast.metrics import LOOP_LAG, SESSIONS, render
 from framecast.session import Session
-from framecast.transports.protocol import Hello
 from framecast.transports.websocket import WebSocketTransport
 
 __all__ = ["VoiceBotServer"]
@@ -61,10 +59,19 @@ class VoiceBotServer:
         services: started shared services.
         host: address to bind.
         port: TCP port (0 = any free port; see :attr:`port` once started).
+        pipeline: builds each session's processors (default: the full voice bot).
     """
 
-    def __init__(self, services: Services, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        pipeline: PipelineFactory = build_pipeline,
+    ) -> None:
         self.services = services
+        self._factory = pipeline
         self._host = host
         self._port = port
         self._server: Server | None = None
@@ -179,28 +186,16 @@ class VoiceBotServer:
         self, connection: ServerConnection, session_id: str, slot: int | None
     ) -> None:
         s = self.services.settings
-        hello_hook: list[Callable[[Hello], Awaitable[None]]] = []
-
-        async def on_hello(hello: Hello) -> None:
-            for hook in hello_hook:
-                await hook(hello)
-
         transport = WebSocketTransport(
             connection,
             session_id=session_id,
             sample_rate_out=getattr(self.services.tts, "sample_rate", 24000),
             max_binary_bytes=s.max_message_bytes,
             max_messages_per_s=s.max_messages_per_s,
-            on_hello=on_hello,
         )
-        processors, tts = build_pipeline(
-            self.services, transport.input(), transport.output(), slot=slot
-        )
-
-        async def voice(hello: Hello) -> None:
-            await apply_hello(self.services, tts, hello)
-
-        hello_hook.append(voice)
+        built = self._factory(self.services, transport.input(), transport.output(), slot)
+        transport.on_hello = built.on_hello
+        processors = built.processors
         session = Session(processors, name=f"session {session_id}")
         logger.info("session {} connected (slot {})", session_id, slot)
         await session.start()

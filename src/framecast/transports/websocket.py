@@ -251,7 +251,7 @@ class WebSocketTransport:
         self.session_id = session_id
         self._rate_out = sample_rate_out
         self._decoder = Decoder(max_binary_bytes=max_binary_bytes)
-        self._on_hello = on_hello
+        self.on_hello = on_hello
         self._limit = _RateLimit(max_messages_per_s, burst)
         self._input = _Input(self)
         self._output = _Output(self)
@@ -303,8 +303,8 @@ class WebSocketTransport:
             await session.push(TextIn(text=message.text, turn=turn, ts=clock.now()))
         elif isinstance(message, Hello):
             try:
-                if self._on_hello is not None:
-                    await self._on_hello(message)
+                if self.on_hello is not None:
+                    await self.on_hello(message)
             except ProtocolError as exc:
                 await self.send_event("error", message=str(exc), code=exc.code)
             await self.send_event(
