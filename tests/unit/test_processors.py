@@ -370,7 +370,8 @@ async def test_stt_partials_while_speaking_one_final_per_pause_with_preroll() ->
     assert final.samples.tolist() == expected.tolist()
     assert engine.calls[4].samples[: 3 * CHUNK].tolist() == np.repeat([6, 7, 8], CHUNK).tolist()
     assert [c.prompt for c in engine.calls] == [None] * 5
-    assert run.session.timeline(0).marks["transcript_final"] == pytest.approx(0.8 + 0.05)
+    # Both pauses are in turn 0: the turn's transcript is final with the last one.
+    assert run.session.timeline(0).marks["transcript_final"] == pytest.approx(2.2 + 0.05)
 
 
 @pytest.mark.virtual_time

@@ -192,7 +192,7 @@ class WhisperSTT(Processor):
             text = _join(committed, result.text)
         finally:
             # Exactly one final per pause, even when the decode failed.
-            self.session.mark(turn, "transcript_final")
+            self.session.timeline(turn).move("transcript_final", self.clock.now())
             await self.push(Transcript(text=text, final=True, turn=turn, ts=self.clock.now()))
 
 
