@@ -49,6 +49,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from framecast.engines._onnx import open_session
 from framecast.engines._pcm import SAMPLE_RATE, to_float32_mono
 from framecast.exceptions import ConfigError, EngineError, ModelNotInstalledError
 
@@ -343,19 +344,9 @@ class OnnxEmotionBackend:
             raise ModelNotInstalledError(f"no emotion model at {model_path}")
         if not labels:
             raise ConfigError("an emotion model needs at least one label")
-        import onnxruntime as ort  # type: ignore[import-untyped]  # optional: speech extra
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        try:
-            self._session = ort.InferenceSession(
-                str(model_path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise EngineError(
-                f"cannot load emotion model {model_path}: {exc}", service="emotion"
-            ) from exc
+        self._session = open_session(
+            model_path, threads=threads, what="emotion model", service="emotion"
+        )
         names = [node.name for node in self._session.get_inputs()]
         self._input = input_name or names[0]
         if self._input not in names:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from loguru import logger
 
+from framecast.engines._onnx import open_session
 from framecast.engines._pcm import Float32Array, float32_to_int16_bytes
 from framecast.exceptions import ConfigError, EngineError, ModelNotInstalledError
 
@@ -72,21 +73,14 @@ class KokoroEngine:
                 f"threads and chunk_ms must be positive and sentence_pause_s >= 0, got "
                 f"threads={threads}, chunk_ms={chunk_ms}, sentence_pause_s={sentence_pause_s}"
             )
-        # Imported here so that importing framecast.engines does not need the speech extra.
-        import onnxruntime as ort  # type: ignore[import-untyped]
         from kokoro_onnx import Kokoro
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
+        session = open_session(model_path, threads=threads, what="Kokoro model", service="kokoro")
         try:
-            session = ort.InferenceSession(
-                str(model_path), options, providers=["CPUExecutionProvider"]
-            )
             self._kokoro: Kokoro = Kokoro.from_session(session, str(voices_path))
-        except Exception as exc:  # onnxruntime and numpy raise many unrelated types
+        except Exception as exc:  # kokoro-onnx and numpy raise many unrelated types
             raise EngineError(
-                f"cannot load Kokoro from {model_path} / {voices_path}: {exc}", service="kokoro"
+                f"cannot load Kokoro voices from {voices_path}: {exc}", service="kokoro"
             ) from exc
         self._voices = tuple(self._kokoro.get_voices())
         self._chunk_samples = KOKORO_SAMPLE_RATE * chunk_ms // 1000

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from framecast.engines._onnx import open_session
 from framecast.engines._pcm import SAMPLE_RATE, to_float32_mono
-from framecast.exceptions import ConfigError, EngineError, ModelNotInstalledError
+from framecast.exceptions import ConfigError, EngineError
 
 __all__ = ["CHUNK_SAMPLES", "SileroVAD", "SileroVADStream"]
 
@@ -99,20 +100,4 @@ class SileroVADStream:
 
 
 def _open_session(onnx_path: Path, *, threads: int) -> Any:
-    if not onnx_path.is_file():
-        raise ModelNotInstalledError(
-            f"no Silero VAD model at {onnx_path}; install it with `framecast models fetch` "
-            "or pass the path of the .onnx file"
-        )
-    # Imported here so that importing framecast.engines does not need the speech extra.
-    import onnxruntime as ort  # type: ignore[import-untyped]
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    try:
-        return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/... types
-        raise EngineError(
-            f"could not load the Silero VAD model {onnx_path}: {exc}", service="vad"
-        ) from exc
+    return open_session(onnx_path, threads=threads, what="Silero VAD model", service="vad")

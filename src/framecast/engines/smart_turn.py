@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from framecast.engines._onnx import open_session
 from framecast.engines._pcm import SAMPLE_RATE, to_float32_mono
 from framecast.engines.mel import FRAMES_PER_SECOND, log_mel_spectrogram
-from framecast.exceptions import ConfigError, EngineError, ModelNotInstalledError
+from framecast.exceptions import ConfigError, EngineError
 
 __all__ = ["SmartTurnEngine", "TurnPrediction"]
 
@@ -99,20 +100,4 @@ class SmartTurnEngine:
 
 
 def _open_session(onnx_path: Path, *, threads: int) -> Any:
-    if not onnx_path.is_file():
-        raise ModelNotInstalledError(
-            f"no Smart Turn model at {onnx_path}; install it with `framecast models fetch` "
-            "or pass the path of the .onnx file"
-        )
-    # Imported here so that importing framecast.engines does not need the speech extra.
-    import onnxruntime as ort  # type: ignore[import-untyped]
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    try:
-        return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises its own Fail/InvalidProtobuf/... types
-        raise EngineError(
-            f"could not load the Smart Turn model {onnx_path}: {exc}", service="smart_turn"
-        ) from exc
+    return open_session(onnx_path, threads=threads, what="Smart Turn model", service="smart_turn")
