@@ -29,7 +29,7 @@ import numpy.typing as npt
 import openai
 
 from framecast.exceptions import EngineError
-from framecast.workers import WorkerPool
+from framecast.workers import NORMAL, WorkerPool
 
 __all__ = [
     "QUIET",
@@ -68,15 +68,23 @@ class InlinePool(WorkerPool):
         super().__init__(1, name="inline-pool")  # no thread starts: nothing is submitted
         self.delay = delay
         self.calls = 0
+        self.priorities: list[int] = []
 
-    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    async def call(self, priority: int, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         self.calls += 1
+        self.priorities.append(priority)
         if self.delay:
             await asyncio.sleep(self.delay)
         return fn(*args, **kwargs)
 
-    async def iterate(self, make: Callable[[], Iterator[T]]) -> AsyncGenerator[T, None]:
-        iterator = await self.run(make)
+    @property
+    def saturated(self) -> bool:
+        return False
+
+    async def iterate(
+        self, make: Callable[[], Iterator[T]], *, priority: int = NORMAL
+    ) -> AsyncGenerator[T, None]:
+        iterator = await self.call(priority, make)
         try:
             for item in iterator:
                 yield item
@@ -324,7 +332,7 @@ class FakeSynth:
         data = f"{text}#{index}".encode()
         return data + b"\0" * (len(data) % 2)
 
-    async def stream(self, text: str) -> AsyncGenerator[bytes, None]:
+    async def stream(self, text: str, *, first: bool = False) -> AsyncGenerator[bytes, None]:
         self.events.append(("start", text))
         outcome = "closed"
         try:

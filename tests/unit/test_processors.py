@@ -8,7 +8,7 @@ clock time and the session's turn at its arrival, so timing is asserted exactly.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast, overload
 
@@ -955,3 +955,35 @@ async def test_tts_failing_sentence_is_reported_and_the_next_is_spoken(fail_afte
     [error] = run.errors()
     assert (error.code, error.processor, error.turn) == ("engine", "TTSProcessor", 1)
     assert ("failed", "Bad one.") in synth.events
+
+
+class _Kokoroish:
+    """A local TTS engine stand-in: one chunk per sentence."""
+
+    sample_rate = 24000
+
+    def synthesize(self, text: str, *, voice: str = "", speed: float = 1.0) -> Iterator[bytes]:
+        yield text.encode()[:2] * 10
+
+
+@pytest.mark.virtual_time
+async def test_shared_pools_serve_what_someone_waits_for_first() -> None:
+    from framecast.processors import KokoroTTS
+    from framecast.workers import BACKGROUND, NORMAL, URGENT
+
+    tts_pool, stt_pool = InlinePool(), InlinePool(delay=0.01)
+    script: list[Step] = [
+        InterruptionFrame(),
+        Sentence(text="First words.", turn=1),
+        Sentence(text="Then more.", turn=1),
+        ReplyEnded(turn=1),
+        0.1,
+    ]
+    await drive([KokoroTTS(_Kokoroish(), tts_pool)], script)
+    # one synthesis per sentence: the reply's first goes ahead of other sessions' later ones
+    assert tts_pool.priorities == [URGENT, NORMAL]
+
+    stt = WhisperSTT(FakeSTTEngine(), stt_pool, partial_interval_s=0.1)
+    await drive([EnergyGate(), stt], paced(const(0, 3200) + tone(RATE) + const(0, 8000), 800))
+    assert BACKGROUND in stt_pool.priorities  # partials
+    assert stt_pool.priorities[-1] == URGENT  # the final

@@ -106,3 +106,39 @@ async def test_worker_pool_propagates_errors() -> None:
     with pytest.raises(ValueError, match="nope"):
         await pool.run(bad)
     pool.close()
+
+
+async def test_worker_pool_serves_waiters_by_priority_then_arrival() -> None:
+    from framecast.workers import BACKGROUND, NORMAL, URGENT
+
+    pool = WorkerPool(1)
+    release = threading.Event()
+    order: list[str] = []
+    loop = asyncio.get_running_loop()
+    started: asyncio.Future[None] = loop.create_future()
+
+    def blocker() -> None:
+        loop.call_soon_threadsafe(started.set_result, None)
+        release.wait(5)
+
+    def record(name: str) -> None:
+        order.append(name)
+
+    first = asyncio.ensure_future(pool.run(blocker))
+    await started  # the only thread is busy: everything below waits
+    waiting = [
+        asyncio.ensure_future(pool.call(BACKGROUND, record, "partial")),
+        asyncio.ensure_future(pool.call(NORMAL, record, "sentence 2")),
+        asyncio.ensure_future(pool.call(URGENT, record, "final")),
+        asyncio.ensure_future(pool.call(NORMAL, record, "sentence 3")),
+        asyncio.ensure_future(pool.call(URGENT, record, "first words")),
+    ]
+    await asyncio.sleep(0)
+    assert pool.saturated
+    waiting[1].cancel()  # a caller that leaves while waiting takes nothing with it
+    release.set()
+    await first
+    await asyncio.gather(*waiting, return_exceptions=True)
+    assert order == ["final", "first words", "sentence 3", "partial"]
+    assert not pool.saturated
+    pool.close()

@@ -26,7 +26,7 @@ import json
 import struct
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -245,8 +245,7 @@ class RemoteSTTEngine:
 
     Each worker thread that calls :meth:`transcribe` gets its own WebSocket connection
     (opened on first use, reopened after a failure), so a pool of N workers keeps N
-    requests in flight on the service. Connections go direct: proxy settings in the
-    environment are for public APIs, not for a service on the private network.
+    requests in flight on the service.
 
     Args:
         url: ``ws://host:port`` (``/ws/stt`` is added when the path is empty) or the
@@ -362,14 +361,15 @@ class RemoteSTTEngine:
         if connection is not None:
             return connection, True
         try:
+            # Entered like a context manager (closed in _drop/close): websockets >= 17
+            # warns about a bare connect(), and older versions lack its `legacy` flag.
             connection = connect(
                 self.url,
                 open_timeout=self._connect_timeout_s,
                 close_timeout=1.0,
                 compression=None,  # PCM does not compress
-                proxy=None,
                 max_size=4 << 20,
-            )
+            ).__enter__()
         except (OSError, InvalidHandshake, InvalidURI) as exc:
             raise RemoteServiceError(
                 f"cannot connect to the STT service at {self.url}: {exc}",
@@ -407,7 +407,7 @@ class RemoteTTSEngine:
         speed: 0.5-2.0.
         sample_rate: the rate the service must stream (checked on every response).
         http_client: an ``httpx2.AsyncClient`` to share; when omitted the engine owns
-            one (no environment proxies) and closes it in :meth:`aclose`.
+            one and closes it in :meth:`aclose`.
         connect_timeout_s: longest wait for a connection.
         read_timeout_s: longest wait between two pieces of the body, which includes
             the synthesis of a whole sentence.
@@ -437,7 +437,7 @@ class RemoteTTSEngine:
         self._transport_error = httpx2.TransportError
         self._owns_client = http_client is None
         self._client = http_client or httpx2.AsyncClient(
-            timeout=httpx2.Timeout(read_timeout_s, connect=connect_timeout_s), trust_env=False
+            timeout=httpx2.Timeout(read_timeout_s, connect=connect_timeout_s)
         )
 
     @property
@@ -445,7 +445,7 @@ class RemoteTTSEngine:
         """Rate of the PCM that :meth:`synthesize` yields."""
         return self._sample_rate
 
-    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+    async def synthesize(self, text: str) -> AsyncGenerator[bytes, None]:
         """Yield PCM16 LE mono chunks of ``text`` as the service synthesizes them.
 
         Empty or blank text yields nothing without a request. Closing the iterator

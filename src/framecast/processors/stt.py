@@ -34,7 +34,7 @@ from framecast.frames import (
 )
 from framecast.logic.stable_prefix import StablePrefix
 from framecast.processor import DOWN, Direction, Processor
-from framecast.workers import WorkerPool
+from framecast.workers import BACKGROUND, URGENT, WorkerPool
 
 __all__ = ["STTEngine", "STTResult", "WhisperSTT"]
 
@@ -129,6 +129,7 @@ class WhisperSTT(Processor):
             self._partials
             and self._since_partial >= self._partial_every
             and (self._partial_task is None or self._partial_task.done())
+            and not self._pool.saturated  # under load, partials are the first thing to go
         ):
             self._since_partial = 0
             # The snapshot is taken now, not when the task first runs: by then the pause
@@ -152,8 +153,8 @@ class WhisperSTT(Processor):
         self.create_task(self._final(turn, audio, committed, partial), turn=turn)
 
     async def _partial(self, turn: int, audio: bytes, committed: str, segment: int) -> None:
-        result = await self._pool.run(
-            self._engine.transcribe, _f32(audio), prompt=committed or None
+        result = await self._pool.call(
+            BACKGROUND, self._engine.transcribe, _f32(audio), prompt=committed or None
         )
         if segment != self._segment or committed != self._committed:
             return  # the segment ended, or was committed further, meanwhile
@@ -186,8 +187,8 @@ class WhisperSTT(Processor):
         try:
             if partial is not None and not partial.done():
                 await asyncio.wait({partial})  # one decode at a time; it is nearly done
-            result = await self._pool.run(
-                self._engine.transcribe, _f32(audio), prompt=committed or None
+            result = await self._pool.call(
+                URGENT, self._engine.transcribe, _f32(audio), prompt=committed or None
             )
             text = _join(committed, result.text)
         finally:

@@ -27,18 +27,22 @@ from framecast.frames import (
     Sentence,
 )
 from framecast.processor import DOWN, Direction, Processor
-from framecast.workers import WorkerPool
+from framecast.workers import NORMAL, URGENT, WorkerPool
 
 __all__ = ["ElevenLabsTTS", "KokoroTTS", "SpeechSynth", "TTSProcessor"]
 
 
 class SpeechSynth(Protocol):
-    """Streams PCM16 mono audio for a text."""
+    """Streams PCM16 mono audio for a text.
+
+    ``first`` is true for a reply's first chunk of text: someone is waiting for it, so a
+    shared engine should serve it before other sessions' later sentences.
+    """
 
     @property
     def sample_rate(self) -> int: ...
 
-    def stream(self, text: str) -> AsyncGenerator[bytes, None]: ...
+    def stream(self, text: str, *, first: bool = False) -> AsyncGenerator[bytes, None]: ...
 
 
 class TTSProcessor(Processor):
@@ -111,7 +115,7 @@ class TTSProcessor(Processor):
             assert isinstance(frame, Sentence)
             first_chunk = True
             try:
-                async with aclosing(self._synth.stream(frame.text)) as chunks:
+                async with aclosing(self._synth.stream(frame.text, first=not started)) as chunks:
                     async for pcm in chunks:
                         if not pcm:
                             continue
@@ -148,11 +152,12 @@ class _KokoroSynth:
     def set_voice(self, voice: str) -> None:
         self._voice = voice
 
-    async def stream(self, text: str) -> AsyncGenerator[bytes, None]:
+    async def stream(self, text: str, *, first: bool = False) -> AsyncGenerator[bytes, None]:
         def make() -> Iterator[bytes]:
             return self._engine.synthesize(text, voice=self._voice, speed=self._speed)
 
-        async with aclosing(self._pool.iterate(make)) as chunks:
+        priority = URGENT if first else NORMAL
+        async with aclosing(self._pool.iterate(make, priority=priority)) as chunks:
             async for pcm in chunks:
                 yield pcm
 
@@ -206,7 +211,7 @@ class _StreamingSynth:
     def sample_rate(self) -> int:
         return self._engine.sample_rate
 
-    async def stream(self, text: str) -> AsyncGenerator[bytes, None]:
+    async def stream(self, text: str, *, first: bool = False) -> AsyncGenerator[bytes, None]:
         async with aclosing(self._engine.synthesize(text)) as chunks:
             async for pcm in chunks:
                 yield pcm

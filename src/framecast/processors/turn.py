@@ -29,7 +29,7 @@ from framecast.frames import (
     UserStoppedSpeaking,
 )
 from framecast.processor import DOWN, Direction, Processor
-from framecast.workers import WorkerPool
+from framecast.workers import URGENT, WorkerPool
 
 __all__ = ["SmartTurn", "TurnEngine"]
 
@@ -133,8 +133,8 @@ class SmartTurn(Processor):
         waited = silent_for
         while True:
             audio = np.frombuffer(bytes(self._audio[-_WINDOW_BYTES:]), dtype="<i2")
-            prediction = await self._pool.run(
-                self._engine.predict, audio.astype(np.float32) / 32768.0
+            prediction = await self._pool.call(
+                URGENT, self._engine.predict, audio.astype(np.float32) / 32768.0
             )
             logger.debug(
                 "{}: turn {} p={:.2f} after {:.2f} s of silence ({:.1f} s of audio)",
