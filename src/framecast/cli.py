@@ -80,17 +80,28 @@ async def _serve(settings: Any) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    server = VoiceBotServer(services, host=settings.host, port=settings.port)
     try:
-        await services.start(progress)
-        server = VoiceBotServer(services, host=settings.host, port=settings.port)
-        await server.start()
-        print(f"framecast voice bot: open {server.url} in a browser (Ctrl-C stops)", flush=True)
+        await server.start()  # /health answers 503 "starting" while the models load
+        progress(f"listening on {server.url} (starting up)")
+        starting = asyncio.ensure_future(services.start(progress))
+        stopping = asyncio.ensure_future(stop.wait())
         try:
-            await stop.wait()
-        finally:
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if starting.done():
+                starting.result()  # a failed start raises here
+                print(
+                    f"framecast voice bot: open {server.url} in a browser (Ctrl-C stops)",
+                    flush=True,
+                )
+                await stopping
             progress("stopping")
-            await server.aclose()
+        finally:
+            for task in (starting, stopping):
+                task.cancel()
+            await asyncio.wait({starting, stopping})
     finally:
+        await server.aclose()
         with contextlib.suppress(Exception):
             await services.aclose()
 

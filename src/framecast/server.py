@@ -142,6 +142,9 @@ class VoiceBotServer:
     async def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == "/ws/audio":
+            if not self.services.ready:
+                return _json(503, {"error": "the bot is still starting; try again shortly",
+                                   "code": "starting"})  # fmt: skip
             limit = self.services.settings.max_sessions
             if self.active_sessions >= limit:
                 return _json(503, {"error": f"server is full ({limit} sessions); try again later",

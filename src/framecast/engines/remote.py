@@ -27,7 +27,7 @@ import struct
 import threading
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -316,12 +316,7 @@ class RemoteSTTEngine:
                 raise RemoteServiceError(
                     f"STT service at {self.url}: {exc}", retryable=True, service="stt"
                 ) from exc
-            return RemoteTranscription(
-                text=result.text,
-                segments=result.segments,
-                decode_ms=result.decode_ms,
-                round_trip_ms=(time.perf_counter() - started) * 1000.0,
-            )
+            return replace(result, round_trip_ms=(time.perf_counter() - started) * 1000.0)
 
     def warmup(self) -> float:
         """Connect and transcribe one second of silence, so the first real call is not slower.
