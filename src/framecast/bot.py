@@ -76,7 +76,9 @@ class Services:
         self.llm_server: Any = None
         self.llm_client: Any = None
         self.llm_model = settings.llm_model
-        self.stt_pool = WorkerPool(1, name="framecast-stt")
+        # A remote decode waits on the service, not on this CPU: one connection per session.
+        stt_workers = settings.max_sessions if settings.stt_url else 1
+        self.stt_pool = WorkerPool(stt_workers, name="framecast-stt")
         self.turn_pool = WorkerPool(1, name="framecast-turn")
         self.emotion_pool = WorkerPool(1, name="framecast-emotion")
         self.tts_pool = WorkerPool(1, name="framecast-tts")
@@ -92,17 +94,28 @@ class Services:
         await asyncio.to_thread(self._fetch_missing, progress)
         from framecast.engines import KokoroEngine, SmartTurnEngine, WhisperEngine
 
-        progress(f"loading Whisper ({s.stt_model})")
-        self.stt = await asyncio.to_thread(
-            WhisperEngine, self._model_path(s.stt_model), cpu_threads=s.stt_threads
-        )
+        if s.stt_url:
+            from framecast.engines.remote import RemoteSTTEngine
+
+            progress(f"using the STT service at {s.stt_url}")
+            self.stt = RemoteSTTEngine(s.stt_url)
+        else:
+            progress(f"loading Whisper ({s.stt_model})")
+            self.stt = await asyncio.to_thread(
+                WhisperEngine, self._model_path(s.stt_model), cpu_threads=s.stt_threads
+            )
         if s.turn_mode == "smart":
             progress("loading Smart Turn v3.2")
             self.turn = await asyncio.to_thread(
                 SmartTurnEngine, self.store.path("smart-turn-v3.2"), threads=1
             )
         self.emotion = await asyncio.to_thread(self._emotion_backend)
-        if s.tts_engine == "kokoro":
+        if s.tts_url:
+            from framecast.engines.remote import RemoteTTSEngine
+
+            progress(f"using the TTS service at {s.tts_url}")
+            self.tts = RemoteTTSEngine(s.tts_url, voice=s.tts_voice, speed=s.tts_speed)
+        elif s.tts_engine == "kokoro":
             progress(f"loading Kokoro ({s.tts_voice})")
             self.tts = await asyncio.to_thread(
                 KokoroEngine,
@@ -140,14 +153,19 @@ class Services:
             self.llm_server = None
         if self.tts is not None and hasattr(self.tts, "aclose"):
             await self.tts.aclose()
+        if self.stt is not None and hasattr(self.stt, "close"):
+            await asyncio.to_thread(self.stt.close)  # blocks for WebSocket close handshakes
         for pool in (self.stt_pool, self.turn_pool, self.emotion_pool, self.tts_pool):
             pool.close()
 
     def _fetch_missing(self, progress: Progress) -> None:
         s = self.settings
         known = {spec.name: spec for spec in self.store.specs}
-        needed = {n for n in DEFAULT_SET if known[n].kind != "llm"}
-        needed.add(s.stt_model)
+        served = {"llm"} | ({"stt"} if s.stt_url else set())
+        served |= {"tts", "voices"} if s.tts_url else set()
+        needed = {n for n in DEFAULT_SET if known[n].kind not in served}
+        if not s.stt_url:
+            needed.add(s.stt_model)
         if not s.llm_base_url:
             needed.add(s.llm_model)
         missing = sorted(n for n in needed if n in known and not self.store.is_installed(n))
@@ -256,10 +274,10 @@ def build_pipeline(
     s = services.settings
     extra_body = {"id_slot": slot, "cache_prompt": True} if slot is not None else None
     tts: TTSProcessor
-    if s.tts_engine == "kokoro":
+    if s.tts_engine == "kokoro" and not s.tts_url:
         tts = KokoroTTS(services.tts, services.tts_pool, voice=s.tts_voice, speed=s.tts_speed)
     else:
-        tts = ElevenLabsTTS(services.tts)
+        tts = ElevenLabsTTS(services.tts)  # any async engine: ElevenLabs or the TTS service
     processors: list[Processor] = [
         transport_input,
         EnergyGate(threshold=s.energy_threshold, pause_ms=s.pause_ms),
@@ -297,6 +315,7 @@ async def apply_hello(services: Services, tts: TTSProcessor, hello: Hello) -> No
     voice = hello.settings.get("voice")
     if voice is None:
         return
-    if services.settings.tts_engine != "kokoro" or voice not in services.tts.voices():
+    s = services.settings
+    if s.tts_url or s.tts_engine != "kokoro" or voice not in services.tts.voices():
         raise ProtocolError(f"unknown voice {voice!r}", code="bad_setting")
     tts.set_voice(str(voice))

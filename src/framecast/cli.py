@@ -22,6 +22,8 @@ _RUN_FLAGS: dict[str, tuple[str, type, str]] = {
     "--llm-url": ("llm_base_url", str, "OpenAI-compatible /v1 URL (vLLM...); default: embedded"),
     "--llm-model": ("llm_model", str, "model id on the endpoint, or a store GGUF name"),
     "--stt-model": ("stt_model", str, "model store name, e.g. whisper-base"),
+    "--stt-url": ("stt_url", str, "STT service ws://host:7003; default: in-process Whisper"),
+    "--tts-url": ("tts_url", str, "TTS service http://host:7002; default: in-process"),
     "--tts": ("tts_engine", str, "kokoro | elevenlabs"),
     "--voice": ("tts_voice", str, "TTS voice, e.g. af_heart"),
     "--turn-mode": ("turn_mode", str, "smart | silence"),
@@ -40,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument(flag, type=kind, help=help_text)
     run.add_argument("--log-level", default=os.environ.get("FRAMECAST_LOG_LEVEL", "INFO"))
     run.set_defaults(handler=_run)
+    serve = commands.add_parser(
+        "serve", help="run a standalone STT or TTS service (framecast serve stt --help)"
+    )
+    serve.add_argument("service", choices=["stt", "tts"])
+    serve.add_argument("options", nargs=argparse.REMAINDER, help="the service's own options")
+    serve.set_defaults(handler=_serve_service)
     add_models_parser(commands)
     return parser
 
@@ -104,6 +112,13 @@ async def _serve(settings: Any) -> None:
         await server.aclose()
         with contextlib.suppress(Exception):
             await services.aclose()
+
+
+def _serve_service(args: argparse.Namespace) -> int:
+    from framecast.services import stt_service, tts_service
+
+    serve_main = stt_service.main if args.service == "stt" else tts_service.main
+    return serve_main(args.options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # --- speech in ------------------------------------------------------------------
     stt_model: str = Field("whisper-tiny.en", description="model store name (or a directory)")
     stt_threads: int = Field(2, ge=1)
+    stt_url: str = Field(
+        "", description="STT service ws://host:7003 (`framecast serve stt`); empty = in-process"
+    )
     energy_threshold: float = Field(600.0, gt=0, description="RMS on PCM16 that counts as voice")
     pause_ms: int = Field(200, ge=40, description="silence that triggers the end-of-turn check")
     turn_mode: Literal["smart", "silence"] = "smart"
@@ -70,6 +73,9 @@ class Settings(BaseSettings):
     tts_voice: str = "af_heart"
     tts_speed: float = Field(1.0, ge=0.5, le=2.0)
     tts_threads: int = Field(2, ge=1)
+    tts_url: str = Field(
+        "", description="TTS service http://host:7002 (`framecast serve tts`); empty = in-process"
+    )
     elevenlabs_api_key: SecretStr = Field(
         SecretStr(""),
         validation_alias=AliasChoices("ELEVENLABS_API_KEY", "FRAMECAST_ELEVENLABS_API_KEY"),

@@ -17,6 +17,7 @@ import asyncio
 import functools
 import heapq
 import itertools
+import threading
 from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
@@ -138,18 +139,32 @@ class WorkerPool:
         ``contextlib.aclosing`` when you may stop early, so the close happens at once.
         """
         iterator = await self.call(priority, make)
+        # A cancelled consumer leaves its last next() running in a thread; closing from
+        # another thread meanwhile would fail ("generator already executing"). The lock
+        # makes the close wait for it.
+        lock = threading.Lock()
+
+        def step() -> T:
+            with lock:
+                item: T = next(iterator, _DONE)
+                return item
+
+        def close() -> None:
+            with lock:
+                closer = getattr(iterator, "close", None)
+                if closer is not None:
+                    closer()
+
         try:
             while True:
-                item = await self.call(priority, next, iterator, _DONE)
+                item = await self.call(priority, step)
                 if item is _DONE:
                     return
                 yield item
         finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                # Shielded: closing must happen even when we are being cancelled.
-                loop = asyncio.get_running_loop()
-                await asyncio.shield(loop.run_in_executor(self._executor, close))
+            # Shielded: closing must happen even when we are being cancelled.
+            loop = asyncio.get_running_loop()
+            await asyncio.shield(loop.run_in_executor(self._executor, close))
 
     def close(self) -> None:
         """Stop the threads once running calls finish (idempotent)."""
