@@ -68,6 +68,7 @@ class LlamaServer:
         n_parallel: number of slots, i.e. conversations that keep their prompt cache.
         threads: CPU threads for prefill and decoding.
         alias: the model name clients send (``model=`` in the OpenAI API).
+        poll: how hard llama.cpp's idle threads busy-wait (0-100, llama.cpp's default 50).
         startup_timeout_s: how long loading may take before :meth:`start` gives up.
 
     Use ``async with LlamaServer(...) as server:`` (or ``with`` in sync code, e.g. pytest
@@ -88,6 +89,7 @@ class LlamaServer:
         n_parallel: int = 1,
         threads: int = 2,
         alias: str = "local",
+        poll: int = 50,
         startup_timeout_s: float = 60.0,
     ) -> None:
         self._model = Path(model_path)
@@ -105,7 +107,7 @@ class LlamaServer:
             sys.executable, "-c", _CHILD_CODE,
             "--model", str(self._model), "--host", host, "--port", str(port),
             "--ctx", str(n_ctx), "--parallel", str(n_parallel), "--threads", str(threads),
-            "--alias", alias,
+            "--alias", alias, "--poll", str(poll),
         ]  # fmt: skip
         self._alias = alias
         self._n_parallel = n_parallel
@@ -318,6 +320,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--ctx", type=int, default=4096, help="context tokens per slot")
     parser.add_argument("--parallel", type=int, default=1, help="slots")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--poll", type=int, default=50, help="0-100: how hard idle threads busy-wait for work"
+    )
     parser.add_argument("--alias", default="local", help="model name clients send")
     parser.add_argument("--ready-file", type=Path, help="write the address here when ready")
     return parser.parse_args(argv)
@@ -340,6 +345,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     params.n_ctx = args.ctx * args.parallel  # llama.cpp splits n_ctx across the slots
     params.cpuparams.n_threads = args.threads
     params.cpuparams_batch.n_threads = args.threads
+    # How hard idle threads busy-wait between steps (llama.cpp's default is 50).
+    params.cpuparams.poll = args.poll
+    params.cpuparams_batch.poll = args.poll
     params.cache_prompt = True
     # When the history is trimmed at its start, reuse the cached chunks that follow
     # by shifting them in the KV cache instead of prefilling everything again.
