@@ -118,14 +118,12 @@ class _Input(Processor):
         self._transport = transport
 
     async def process(self, frame: Frame, direction: Direction) -> None:
-        if direction is UP:
-            if isinstance(frame, ErrorFrame):
-                ERRORS.labels(processor=frame.processor or "?", code=frame.code).inc()
-                await self._transport.send_event(
-                    "error", message=frame.message, code=frame.code, stage=frame.processor,
-                    turn=frame.turn, retryable=frame.retryable,
-                )  # fmt: skip
-            return
+        if direction is UP and isinstance(frame, ErrorFrame):
+            ERRORS.labels(processor=frame.processor or "?", code=frame.code).inc()
+            await self._transport.send_event(
+                "error", message=frame.message, code=frame.code, stage=frame.processor,
+                turn=frame.turn, retryable=frame.retryable,
+            )  # fmt: skip
         await self.push(frame, direction)
 
 
@@ -139,9 +137,12 @@ class _Output(Processor):
         self._replying: int | None = None  # turn whose reply text is being generated
 
     async def process(self, frame: Frame, direction: Direction) -> None:
-        if direction is UP:
-            await self.push(frame, direction)
-            return
+        if direction is not UP:
+            await self._send(frame)
+        # Everything goes on: to the session's end (observers, EndFrame) or upstream.
+        await self.push(frame, direction)
+
+    async def _send(self, frame: Frame) -> None:
         t = self._transport
         session = self.session
         if isinstance(frame, AudioOut):
@@ -233,7 +234,8 @@ class WebSocketTransport:
         max_binary_bytes: audio messages above this get an error event.
         on_hello: awaited with the client's hello (to apply settings such as the
             voice) before ``ready`` is sent; raise ``ProtocolError`` to refuse one.
-        max_messages_per_s / burst: incoming message rate limit.
+        max_messages_per_s / burst: incoming audio message rate limit (JSON messages
+            have a separate one: 20/s, bursts of 50).
     """
 
     def __init__(
@@ -252,7 +254,9 @@ class WebSocketTransport:
         self._rate_out = sample_rate_out
         self._decoder = Decoder(max_binary_bytes=max_binary_bytes)
         self.on_hello = on_hello
-        self._limit = _RateLimit(max_messages_per_s, burst)
+        self._audio_limit = _RateLimit(max_messages_per_s, burst)
+        # Control messages have their own bucket: an audio flood must not cost a hello.
+        self._text_limit = _RateLimit(20.0, 50.0)
         self._input = _Input(self)
         self._output = _Output(self)
         self._send_lock = asyncio.Lock()
@@ -279,7 +283,8 @@ class WebSocketTransport:
         try:
             async for message in self._connection:
                 now = clock.now()
-                if not self._limit.admit(now):
+                limit = self._text_limit if isinstance(message, str) else self._audio_limit
+                if not limit.admit(now):
                     await self._flooded(now)
                     continue
                 try:
