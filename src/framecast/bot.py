@@ -217,6 +217,7 @@ class Services:
                 n_ctx=s.llm_ctx_per_session,
                 n_parallel=s.max_sessions,
                 threads=s.llm_threads,
+                poll=s.llm_poll,
                 alias="local",
             )
             await self.llm_server.start()

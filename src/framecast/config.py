@@ -64,9 +64,11 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(0.6, ge=0.0, le=2.0)
     llm_history_turns: int = Field(10, ge=0)
     llm_timeout_s: float = Field(30.0, gt=0)
-    # One thread: TTS always synthesizes while the LLM decodes. With 2 threads on 2 cores
-    # decode fell to 1.5-3 tokens/s under a Kokoro load; with 1 it kept 8 (TTFT ~300 ms).
-    llm_threads: int = Field(1, ge=1, description="embedded server: CPU threads")
+    # Two threads make one conversation fastest (TTFA p50 1.37 s vs 1.62 s with one). Under
+    # many sessions one thread degrades less (5 users: p95 5.6 s vs 8.3 s): decoding on two
+    # threads stalls whenever STT/TTS take one of the two cores. See README, "Measured".
+    llm_threads: int = Field(2, ge=1, description="embedded server: CPU threads (1 for many users)")
+    llm_poll: int = Field(50, ge=0, le=100, description="embedded server: busy-wait level 0-100")
     llm_ctx_per_session: int = Field(2048, ge=512, description="embedded server: tokens per slot")
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
 

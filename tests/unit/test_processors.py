@@ -525,6 +525,34 @@ async def test_turn_incomplete_times_out_after_max_wait_of_silence() -> None:
     assert run.session.user_turn_ended is True
 
 
+@pytest.mark.parametrize(
+    ("final", "reason", "after"),
+    [
+        ("He might have been made amiable himself.", "transcript", 1.0),  # prose Smart Turn doubts
+        ("He might have been made", "timeout", 2.75),  # an open sentence waits for the fallback
+    ],
+)
+@pytest.mark.virtual_time
+async def test_turn_a_closed_sentence_ends_the_turn_at_the_first_recheck(
+    final: str, reason: str, after: float
+) -> None:
+    engine, t = FakeTurnEngine([0.2]), dict[str, float]()
+    turn = SmartTurn(engine, InlinePool(), max_wait_s=3.0, recheck_s=1.0)
+    script: list[Step] = [
+        InterruptionFrame(),
+        *speech(1, 3),
+        *pause(1, 250, t),
+        0.1,
+        Transcript(text=final, final=True, turn=1),
+        5.0,
+    ]
+    run = await drive([turn], script)
+
+    [end] = run.of(EndOfTurn)
+    assert end.frame.reason == reason
+    assert end.at == pytest.approx(t["pause"] + after)
+
+
 @pytest.mark.virtual_time
 async def test_turn_speech_resuming_cancels_the_wait() -> None:
     engine = FakeTurnEngine([0.2, 0.2, 0.2, 0.9])

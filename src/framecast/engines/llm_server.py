@@ -319,7 +319,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="0 = any free port")
     parser.add_argument("--ctx", type=int, default=4096, help="context tokens per slot")
     parser.add_argument("--parallel", type=int, default=1, help="slots")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="decoding threads")
+    parser.add_argument("--threads-batch", type=int, default=0, help="prefill threads (0: same)")
     parser.add_argument(
         "--poll", type=int, default=50, help="0-100: how hard idle threads busy-wait for work"
     )
@@ -344,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     params.n_parallel = args.parallel
     params.n_ctx = args.ctx * args.parallel  # llama.cpp splits n_ctx across the slots
     params.cpuparams.n_threads = args.threads
-    params.cpuparams_batch.n_threads = args.threads
+    params.cpuparams_batch.n_threads = args.threads_batch or args.threads
     # How hard idle threads busy-wait between steps (llama.cpp's default is 50).
     params.cpuparams.poll = args.poll
     params.cpuparams_batch.poll = args.poll

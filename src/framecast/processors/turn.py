@@ -3,7 +3,11 @@
 When the gate reports a pause, Smart Turn v3 scores the last 8 s of the turn's
 audio: "finished" ends the turn at once; "pausing" waits, scoring again every
 ``recheck_s`` as the silence grows, and gives up waiting after ``max_wait_s`` of
-silence (so a turn always ends). Speech resuming cancels the wait. In
+silence (so a turn always ends). At each re-check the final transcript is a second
+opinion: Smart Turn was trained on conversation and rarely calls read-out prose
+finished, but when Whisper has closed the sentence (``.``, ``!``, ``?``) and the user
+has been silent for a whole re-check period — longer than a thinking pause
+mid-sentence — the turn ends there rather than at the fallback. Speech resuming cancels the wait. In
 ``mode="silence"`` the model is not used: the turn ends after ``silence_s`` of
 silence, as the reference system did.
 
@@ -25,6 +29,7 @@ from framecast.frames import (
     EndOfTurn,
     Frame,
     TextIn,
+    Transcript,
     UserStartedSpeaking,
     UserStoppedSpeaking,
 )
@@ -91,11 +96,13 @@ class SmartTurn(Processor):
         self._audio = bytearray()  # last 8 s of this turn's audio
         self._in_turn = False
         self._waiting: asyncio.Task[None] | None = None
+        self._last_final = ""  # the latest final transcript of this turn
 
     def on_interruption(self, turn: int) -> None:
         # Keep the audio: its recent part is the pre-roll of the turn now starting.
         self._in_turn = False
         self._waiting = None  # owned by the old turn: already cancelled
+        self._last_final = ""
 
     async def process(self, frame: Frame, direction: Direction) -> None:
         if direction is DOWN:
@@ -114,6 +121,8 @@ class SmartTurn(Processor):
                 self._waiting = self.create_task(
                     self._decide(frame.turn, frame.silence_ms / 1000.0), turn=frame.turn
                 )
+            elif isinstance(frame, Transcript) and frame.final:
+                self._last_final = frame.text.strip()
             elif isinstance(frame, TextIn):
                 self.session.end_user_turn()  # a typed message is a whole turn
         await self.push(frame, direction)
@@ -143,6 +152,9 @@ class SmartTurn(Processor):
             if prediction.complete:
                 await self._end(turn, prediction.probability, "model")
                 return
+            if waited > silent_for and self._last_final.endswith((".", "!", "?")):
+                await self._end(turn, prediction.probability, "transcript")
+                return
             step = min(self._recheck, self._max_wait - waited)
             if step <= 0:
                 await self._end(turn, prediction.probability, "timeout")
@@ -153,6 +165,7 @@ class SmartTurn(Processor):
     async def _end(self, turn: int, probability: float, reason: str) -> None:
         self._waiting = None
         self._in_turn = False
+        self._last_final = ""
         self.session.end_user_turn()
         self.session.mark(turn, "end_of_turn")
         await self.push(
