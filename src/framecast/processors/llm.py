@@ -53,8 +53,8 @@ from framecast.processor import UP, Direction, Processor
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "VLLMChat"]
 
 DEFAULT_SYSTEM_PROMPT = (
-    "You are a friendly voice assistant in a spoken conversation. Answer in one or two short "
-    "sentences of plain spoken English: no lists, no markdown, no emoji, no code."
+    "You are a friendly voice assistant talking with a person. Reply directly to what they "
+    "say, in one short spoken sentence. No lists, markdown, emoji or code."
 )
 
 
