@@ -88,6 +88,7 @@ class WhisperSTT(Processor):
         self._commit_after = int(commit_after_s * _RATE)
         self._partials = partials
         self._preroll: deque[bytes] = deque()
+        self._preroll_bytes = 0
         self._preroll_limit = int(preroll_s * _RATE) * 2
         self._stable = StablePrefix()
         self._reset_segment()
@@ -119,9 +120,9 @@ class WhisperSTT(Processor):
     def _hear(self, frame: AudioIn) -> None:
         if not self._speaking:
             self._preroll.append(frame.pcm)
-            size = sum(map(len, self._preroll))
-            while self._preroll and size - len(self._preroll[0]) >= self._preroll_limit:
-                size -= len(self._preroll.popleft())
+            self._preroll_bytes += len(frame.pcm)
+            while self._preroll_bytes - len(self._preroll[0]) >= self._preroll_limit:
+                self._preroll_bytes -= len(self._preroll.popleft())
             return
         self._audio += frame.pcm
         self._since_partial += len(frame.pcm) // 2
@@ -146,6 +147,7 @@ class WhisperSTT(Processor):
         self._speaking = True
         self._audio = bytearray(b"".join(self._preroll))
         self._preroll.clear()
+        self._preroll_bytes = 0
 
     async def _finish_segment(self, turn: int) -> None:
         audio, committed, partial = bytes(self._audio), self._committed, self._partial_task
