@@ -72,6 +72,7 @@ class Services:
         self.stt: Any = None
         self.turn: Any = None
         self.emotion: Any = None
+        self.vad: Any = None
         self.tts: Any = None
         self.llm_server: Any = None
         self.llm_client: Any = None
@@ -110,6 +111,11 @@ class Services:
                 SmartTurnEngine, self.store.path("smart-turn-v3.2"), threads=1
             )
         self.emotion = await asyncio.to_thread(self._emotion_backend)
+        if s.vad:
+            from framecast.engines import SileroVAD
+
+            progress("loading Silero VAD")
+            self.vad = await asyncio.to_thread(SileroVAD, self.store.path("silero-vad"))
         if s.tts_url:
             from framecast.engines.remote import RemoteTTSEngine
 
@@ -281,7 +287,7 @@ def build_pipeline(
         tts = ElevenLabsTTS(services.tts)  # any async engine: ElevenLabs or the TTS service
     processors: list[Processor] = [
         transport_input,
-        EnergyGate(threshold=s.energy_threshold, pause_ms=s.pause_ms),
+        EnergyGate(threshold=s.energy_threshold, pause_ms=s.pause_ms, vad=services.vad),
         WhisperSTT(services.stt, services.stt_pool),
         SmartTurn(
             services.turn,

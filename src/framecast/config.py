@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     )
     energy_threshold: float = Field(600.0, gt=0, description="RMS on PCM16 that counts as voice")
     pause_ms: int = Field(200, ge=40, description="silence that triggers the end-of-turn check")
+    vad: bool = Field(False, description="also require Silero VAD to hear speech (noisy rooms)")
     turn_mode: Literal["smart", "silence"] = "smart"
     turn_max_wait_s: float = Field(3.0, gt=0, description="smart mode: a turn always ends by then")
     turn_silence_s: float = Field(0.8, gt=0, description="silence mode: silence that ends a turn")

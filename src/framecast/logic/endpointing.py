@@ -32,6 +32,7 @@ that sample, so the caller can keep the events in order with the audio around th
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, auto
 
@@ -185,13 +186,22 @@ class EnergyEndpointer:
         self._window: deque[bool] = deque(maxlen=self._window_frames)
         self._last_active = 0  # end of the last active frame
 
-    def feed(self, pcm: bytes, now: float) -> list[EndpointEvent]:
+    def feed(
+        self,
+        pcm: bytes,
+        now: float,
+        *,
+        speech: Callable[[npt.NDArray[np.int16]], npt.NDArray[np.bool_]] | None = None,
+    ) -> list[EndpointEvent]:
         """Add the next chunk of audio and return the events it caused, in stream order.
 
         Args:
             pcm: PCM16 little-endian mono samples, any whole number of them.
             now: the time of the chunk's last sample; earlier frames are dated back
                 from it at the sample rate.
+            speech: optional second opinion, given the chunk's whole frames (one row
+                each) and returning one bool per frame: a frame is voiced only when it
+                is loud enough *and* this says speech (e.g. a VAD model, against noise).
 
         Raises:
             ProtocolError: if ``pcm`` has an odd number of bytes.
@@ -203,11 +213,13 @@ class EnergyEndpointer:
         if not count:
             return []
         frames = samples[: count * self._frame].reshape(count, self._frame)
-        energy = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
+        voiced = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1)) > self._threshold
+        if speech is not None:
+            voiced &= speech(frames)
         events: list[EndpointEvent] = []
-        for rms in energy:
+        for frame_voiced in voiced:
             self._framed += self._frame
-            event = self._step(bool(rms > self._threshold), self._at(now))
+            event = self._step(bool(frame_voiced), self._at(now))
             if event is not None:
                 events.append(event)
         return events

@@ -9,6 +9,10 @@ previous turn ended (``session.user_turn_ended``), it calls ``interrupt()`` —
 which cancels any reply still in flight (barge-in) — before pushing the event.
 Audio and events that follow carry the new turn.
 
+With a VAD (``vad=``, Silero), a frame counts as voice only when it is loud enough
+*and* the model hears speech in it: a noisy room (a fan, a TV far away, typing)
+then opens no turn and cuts no reply.
+
 A new turn must be *confirmed*: the speech has to last ``confirm_ms`` first, so a
 cough, a door or a burst of echo does not cut the bot off. A burst that stops
 sooner is ignored entirely. Nothing is lost by waiting: the STT and turn
@@ -18,6 +22,10 @@ detector keep a pre-roll of the audio before the start event.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 from framecast.frames import AudioIn, Frame, UserStartedSpeaking, UserStoppedSpeaking
 from framecast.logic.endpointing import (
@@ -28,7 +36,20 @@ from framecast.logic.endpointing import (
 )
 from framecast.processor import DOWN, Direction, Processor
 
-__all__ = ["EnergyGate"]
+__all__ = ["EnergyGate", "SpeechDetector"]
+
+
+class _SpeechStream(Protocol):
+    def feed(self, pcm: npt.ArrayLike) -> float: ...
+
+
+class SpeechDetector(Protocol):
+    """A voice-activity model: one stream of state per session (Silero's shape)."""
+
+    def stream(self) -> _SpeechStream: ...
+
+
+_VAD_WINDOW = 512  # samples per VAD call (Silero at 16 kHz)
 
 
 class EnergyGate(Processor):
@@ -43,6 +64,9 @@ class EnergyGate(Processor):
             starts speaking after their turn ended.
         confirm_ms: how long speech must have been going on (from its onset to its
             latest voiced frame) before it opens a new turn (0 = at once).
+        vad: an optional voice-activity model (e.g. ``framecast.engines.SileroVAD``),
+            run on the loop (about 0.2 ms a call) for every 32 ms of audio.
+        vad_threshold: the model's speech probability that counts as speech.
     """
 
     def __init__(
@@ -54,6 +78,8 @@ class EnergyGate(Processor):
         hangover_ms: int = 1000,
         barge_in: bool = True,
         confirm_ms: int = 200,
+        vad: SpeechDetector | None = None,
+        vad_threshold: float = 0.5,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
@@ -64,13 +90,30 @@ class EnergyGate(Processor):
         self._confirm = confirm_ms * 16  # in samples at 16 kHz
         self._pushed = 0  # samples of input audio pushed on so far
         self._candidate: tuple[int, float] | None = None  # (onset sample, time) of a new turn
+        self._vad = vad.stream() if vad is not None else None
+        self._vad_threshold = vad_threshold
+        self._vad_pending = np.empty(0, dtype=np.int16)
+        self._vad_speech = False  # the model's latest verdict
+
+    def _speech(self, frames: npt.NDArray[np.int16]) -> npt.NDArray[np.bool_]:
+        """Per 20 ms frame: does the VAD hear speech (its latest 32 ms verdict)?"""
+        assert self._vad is not None
+        verdicts = np.empty(len(frames), dtype=bool)
+        for i, frame in enumerate(frames):
+            self._vad_pending = np.concatenate((self._vad_pending, frame))
+            while len(self._vad_pending) >= _VAD_WINDOW:
+                window, self._vad_pending = np.split(self._vad_pending, [_VAD_WINDOW])
+                self._vad_speech = self._vad.feed(window) >= self._vad_threshold
+            verdicts[i] = self._vad_speech
+        return verdicts
 
     async def process(self, frame: Frame, direction: Direction) -> None:
         if direction is not DOWN or not isinstance(frame, AudioIn):
             await self.push(frame, direction)
             return
         start = self._pushed
-        events = self._endpointer.feed(frame.pcm, self.clock.now())
+        speech = self._speech if self._vad is not None else None
+        events = self._endpointer.feed(frame.pcm, self.clock.now(), speech=speech)
         offset = 0  # bytes of this chunk pushed so far
         for event in events:
             cut = min(len(frame.pcm), max(offset, (event.sample - start) * 2))
