@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
+from framecast.engines._pcm import int16_bytes_to_float32
 from framecast.frames import (
     AudioIn,
     EmotionTag,
@@ -87,7 +88,7 @@ class EmotionTagger(Processor):
         await self.push(frame, direction)
 
     async def _tag(self, turn: int, pcm: bytes, text: str) -> None:
-        audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        audio = int16_bytes_to_float32(pcm)
         try:
             emotion = await self._pool.run(self._backend.classify, audio, text)
         except Exception as exc:  # noqa: BLE001 - the hint is optional; report and go on

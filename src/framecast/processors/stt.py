@@ -25,6 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
+from framecast.engines._pcm import int16_bytes_to_float32
 from framecast.frames import (
     AudioIn,
     Frame,
@@ -156,7 +157,10 @@ class WhisperSTT(Processor):
 
     async def _partial(self, turn: int, audio: bytes, committed: str, segment: int) -> None:
         result = await self._pool.call(
-            BACKGROUND, self._engine.transcribe, _f32(audio), prompt=committed or None
+            BACKGROUND,
+            self._engine.transcribe,
+            int16_bytes_to_float32(audio),
+            prompt=committed or None,
         )
         if segment != self._segment or committed != self._committed:
             return  # the segment ended, or was committed further, meanwhile
@@ -190,17 +194,16 @@ class WhisperSTT(Processor):
             if partial is not None and not partial.done():
                 await asyncio.wait({partial})  # one decode at a time; it is nearly done
             result = await self._pool.call(
-                URGENT, self._engine.transcribe, _f32(audio), prompt=committed or None
+                URGENT,
+                self._engine.transcribe,
+                int16_bytes_to_float32(audio),
+                prompt=committed or None,
             )
             text = _join(committed, result.text)
         finally:
             # Exactly one final per pause, even when the decode failed.
             self.session.timeline(turn).move("transcript_final", self.clock.now())
             await self.push(Transcript(text=text, final=True, turn=turn, ts=self.clock.now()))
-
-
-def _f32(pcm: bytes) -> np.ndarray:
-    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
 
 
 def _join(left: str, right: str) -> str:

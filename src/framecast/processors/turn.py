@@ -23,6 +23,7 @@ from typing import Literal, Protocol
 import numpy as np
 from loguru import logger
 
+from framecast.engines._pcm import int16_bytes_to_float32
 from framecast.exceptions import ConfigError
 from framecast.frames import (
     AudioIn,
@@ -141,10 +142,8 @@ class SmartTurn(Processor):
         assert self._engine is not None and self._pool is not None
         waited = silent_for
         while True:
-            audio = np.frombuffer(bytes(self._audio[-_WINDOW_BYTES:]), dtype="<i2")
-            prediction = await self._pool.call(
-                URGENT, self._engine.predict, audio.astype(np.float32) / 32768.0
-            )
+            audio = int16_bytes_to_float32(bytes(self._audio[-_WINDOW_BYTES:]))
+            prediction = await self._pool.call(URGENT, self._engine.predict, audio)
             logger.debug(
                 "{}: turn {} p={:.2f} after {:.2f} s of silence ({:.1f} s of audio)",
                 self.name, turn, prediction.probability, waited, audio.size / _RATE,
