@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from loguru import logger
 
+from framecast.engines._http import HttpEngine
 from framecast.exceptions import ConfigError, RemoteServiceError
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ _CONNECT_TIMEOUT_S = 5.0
 _READ_TIMEOUT_S = 20.0  # longest silence between two body chunks
 
 
-class ElevenLabsEngine:
+class ElevenLabsEngine(HttpEngine):
     """Stream PCM16 speech for a text from ElevenLabs.
 
     Args:
@@ -75,13 +75,8 @@ class ElevenLabsEngine:
         self._url = f"{base_url.rstrip('/')}/v1/text-to-speech/{voice_id}/stream"
         self._output_format = output_format
         self._voice_settings = dict(voice_settings) if voice_settings else None
-        # Imported here so that importing framecast.engines does not need the speech extra.
-        import httpx2
-
-        self._transport_error = httpx2.TransportError
-        self._owns_client = http_client is None
-        self._client = http_client or httpx2.AsyncClient(
-            timeout=httpx2.Timeout(_READ_TIMEOUT_S, connect=_CONNECT_TIMEOUT_S)
+        super().__init__(
+            http_client, connect_timeout_s=_CONNECT_TIMEOUT_S, read_timeout_s=_READ_TIMEOUT_S
         )
 
     @property
@@ -131,22 +126,6 @@ class ElevenLabsEngine:
                 retryable=True,
                 service="elevenlabs",
             ) from exc
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if the engine created it; idempotent."""
-        if self._owns_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> ElevenLabsEngine:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def _pcm_rate(output_format: str) -> int:

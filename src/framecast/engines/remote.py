@@ -38,6 +38,7 @@ from loguru import logger
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
+from framecast.engines._http import HttpEngine
 from framecast.engines._pcm import float32_to_int16_bytes, to_float32_mono
 from framecast.engines.whisper import Segment
 from framecast.exceptions import ConfigError, ProtocolError, RemoteServiceError
@@ -389,7 +390,7 @@ class RemoteSTTEngine:
 # --- TTS client -----------------------------------------------------------------------
 
 
-class RemoteTTSEngine:
+class RemoteTTSEngine(HttpEngine):
     """Text-to-speech streamed from a remote TTS service, as an async engine.
 
     Use it with :class:`~framecast.processors.tts.ElevenLabsTTS`, which takes any engine
@@ -426,13 +427,8 @@ class RemoteTTSEngine:
         self.voice = voice
         self.speed = speed
         self._sample_rate = sample_rate
-        # Imported here so that importing framecast.engines does not need httpx2.
-        import httpx2
-
-        self._transport_error = httpx2.TransportError
-        self._owns_client = http_client is None
-        self._client = http_client or httpx2.AsyncClient(
-            timeout=httpx2.Timeout(read_timeout_s, connect=connect_timeout_s)
+        super().__init__(
+            http_client, connect_timeout_s=connect_timeout_s, read_timeout_s=read_timeout_s
         )
 
     @property
@@ -487,22 +483,6 @@ class RemoteTTSEngine:
                 retryable=True,
                 service="tts",
             ) from exc
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if the engine created it; idempotent."""
-        if self._owns_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> RemoteTTSEngine:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def _status_error(status: int, body: bytes) -> RemoteServiceError:
