@@ -49,6 +49,21 @@ AUDIO_DIR = Path(__file__).resolve().parents[1] / "data" / "audio"
 RATE_IN = 16_000
 CHUNK_S = 0.02
 #: Limits the test bot runs with (lowered so they are cheap to reach).
+#: Debian's Chromium, and the flags that work here as root and offline (BROWSER.md);
+#: callers add the fake microphone's file and whether permission prompts are granted.
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-device-for-media-stream",
+]
 MAX_SESSIONS = 3
 MAX_MESSAGE_BYTES = 65_536
 

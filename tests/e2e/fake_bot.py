@@ -45,6 +45,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
+from client import BROWSER_FLAGS, CHROMIUM  # sibling module (tests/e2e)
 from playwright.async_api import ConsoleMessage, Page, WebSocket, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -57,7 +58,6 @@ __all__ = ["CheckFailed", "FakeBot", "main", "run_check", "serve_fake_bot"]
 REPO = Path(__file__).resolve().parents[2]
 STATIC_DIR = REPO / "src" / "framecast" / "transports" / "static"
 DEFAULT_WAV = REPO / "tests" / "data" / "audio" / "cards_003.wav"
-CHROMIUM = "/usr/bin/chromium"
 
 RATE_IN = 16000
 RATE_OUT = 24000
@@ -71,19 +71,6 @@ LONG_AUDIO_S = 3.0
 STALE_AUDIO_S = 0.3
 MIN_SPEECH_CORRELATION = 0.35
 HELLO = {"type": "hello", "client": "framecast-web", "version": "0.1"}
-
-BROWSER_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-    "--use-fake-device-for-media-stream",
-]
 
 
 class CheckFailed(Exception):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from client import AUDIO_DIR, Bot
+from client import AUDIO_DIR, BROWSER_FLAGS, CHROMIUM, Bot
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from playwright.async_api import WebSocket, async_playwright
 
@@ -23,22 +23,8 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "artifacts" / "browser.png"
-CHROMIUM = "/usr/bin/chromium"
 MIC_WAV = AUDIO_DIR / "goforward.wav"
 STATE_JS = "JSON.parse(JSON.stringify(window.framecast))"  # the hooks' getters, evaluated
-BROWSER_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
 
 
 @dataclass
@@ -74,7 +60,11 @@ def test_browser_client_talks_to_the_real_bot(bot: Bot) -> None:
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(
                 executable_path=CHROMIUM,
-                args=[*BROWSER_FLAGS, f"--use-file-for-fake-audio-capture={MIC_WAV}%noloop"],
+                args=[
+                    *BROWSER_FLAGS,
+                    "--use-fake-ui-for-media-stream",  # grant the mic without a prompt
+                    f"--use-file-for-fake-audio-capture={MIC_WAV}%noloop",
+                ],
             )
             try:
                 page = await browser.new_page()
