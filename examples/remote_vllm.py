@@ -18,9 +18,8 @@ from __future__ import annotations
 import asyncio
 import os
 
-from framecast.bot import Services
 from framecast.config import Settings
-from framecast.server import VoiceBotServer
+from framecast.server import serve_bot
 
 
 async def main() -> None:
@@ -30,16 +29,7 @@ async def main() -> None:
         llm_max_tokens=256,
         llm_temperature=0.6,
     )
-    services = Services(settings)
-    await services.start(print)
-    server = VoiceBotServer(services, host="127.0.0.1", port=8000)
-    await server.start()
-    print(f"open {server.url}  (LLM: {settings.llm_base_url})")
-    try:
-        await server.serve_forever()
-    finally:
-        await server.aclose()
-        await services.aclose()
+    await serve_bot(settings)  # no local llama.cpp server is started when a URL is set
 
 
 if __name__ == "__main__":

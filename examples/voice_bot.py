@@ -22,7 +22,7 @@ from framecast.processors import (
     VLLMChat,
     WhisperSTT,
 )
-from framecast.server import VoiceBotServer
+from framecast.server import serve_bot
 
 
 def my_pipeline(
@@ -51,16 +51,8 @@ def my_pipeline(
 
 
 async def main() -> None:
-    services = Services(Settings())  # models, LLM server: loaded once, shared by all sessions
-    await services.start(print)
-    server = VoiceBotServer(services, port=8000, pipeline=my_pipeline)
-    await server.start()
-    print(f"open {server.url}")
-    try:
-        await server.serve_forever()
-    finally:
-        await server.aclose()
-        await services.aclose()
+    # Models and the LLM server are loaded once and shared by all sessions.
+    await serve_bot(Settings(port=8000), pipeline=my_pipeline)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -57,6 +55,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from framecast.config import Settings
     from framecast.exceptions import FramecastError
+    from framecast.server import serve_bot
 
     logger.remove()
     logger.add(sys.stderr, level=args.log_level.upper())
@@ -67,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
     }
     try:
         settings = Settings(**overrides)
-        asyncio.run(_serve(settings))
+        asyncio.run(serve_bot(settings, progress=_progress))
     except FramecastError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -76,49 +75,15 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(settings: Any) -> None:
-    from framecast.bot import Services
-    from framecast.server import VoiceBotServer
-
-    def progress(line: str) -> None:
-        print(f"framecast: {line}", file=sys.stderr, flush=True)
-
-    services = Services(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    server = VoiceBotServer(services, host=settings.host, port=settings.port)
-    try:
-        await server.start()  # /health answers 503 "starting" while the models load
-        progress(f"listening on {server.url} (starting up)")
-        starting = asyncio.ensure_future(services.start(progress))
-        stopping = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if starting.done():
-                starting.result()  # a failed start raises here
-                print(
-                    f"framecast voice bot: open {server.url} in a browser (Ctrl-C stops)",
-                    flush=True,
-                )
-                await stopping
-            progress("stopping")
-        finally:
-            for task in (starting, stopping):
-                task.cancel()
-            await asyncio.wait({starting, stopping})
-    finally:
-        await server.aclose()
-        with contextlib.suppress(Exception):
-            await services.aclose()
-
-
 def _serve_service(args: argparse.Namespace) -> int:
     from framecast.services import stt_service, tts_service
 
     serve_main = stt_service.main if args.service == "stt" else tts_service.main
     return serve_main(args.options)
+
+
+def _progress(line: str) -> None:
+    print(f"framecast: {line}", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,8 +10,11 @@ connection is refused with HTTP 503 and a JSON reason, before the upgrade.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
 import uuid
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -21,11 +24,12 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from framecast.bot import PipelineFactory, Services, build_pipeline
+from framecast.config import Settings
 from framecast.metrics import LOOP_LAG, SESSIONS, render
 from framecast.session import Session
 from framecast.transports.websocket import WebSocketTransport
 
-__all__ = ["VoiceBotServer"]
+__all__ = ["VoiceBotServer", "serve_bot"]
 
 _STATIC_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -207,3 +211,46 @@ class VoiceBotServer:
         finally:
             await session.cancel()
             logger.info("session {} closed", session_id)
+
+
+async def serve_bot(
+    settings: Settings,
+    *,
+    pipeline: PipelineFactory = build_pipeline,
+    progress: Callable[[str], None] = print,
+) -> None:
+    """Run the voice bot until SIGINT/SIGTERM: what ``framecast run`` does.
+
+    The server listens first, so ``/health`` answers 503 "starting" while the models
+    load; then sessions are served until a stop signal. Everything is closed on the
+    way out, also when the start fails (its error is raised).
+    """
+    services = Services(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    server = VoiceBotServer(services, host=settings.host, port=settings.port, pipeline=pipeline)
+    try:
+        await server.start()
+        progress(f"listening on {server.url} (starting up)")
+        starting = asyncio.ensure_future(services.start(progress))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if starting.done():
+                starting.result()  # a failed start raises here
+                print(
+                    f"framecast voice bot: open {server.url} in a browser (Ctrl-C stops)",
+                    flush=True,
+                )
+                await stopping
+            progress("stopping")
+        finally:
+            for task in (starting, stopping):
+                task.cancel()
+            await asyncio.wait({starting, stopping})
+    finally:
+        await server.aclose()
+        with contextlib.suppress(Exception):
+            await services.aclose()
