@@ -79,8 +79,8 @@ class Processor:
         self._session: Session | None = None
         self._down_lock: asyncio.Lock | None = None
         self._up_lock: asyncio.Lock | None = None
-        self._tasks: dict[asyncio.Task[Any], int | None] = {}
-        self._task_coros: dict[asyncio.Task[Any], Coroutine[Any, Any, Any]] = {}
+        # Each owned task with its turn (None: session-long) and its coroutine.
+        self._tasks: dict[asyncio.Task[Any], tuple[int | None, Coroutine[Any, Any, Any]]] = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -180,18 +180,17 @@ class Processor:
         task = asyncio.get_running_loop().create_task(
             self._guard(coro, turn), name=f"{self.name}:{'session' if turn is None else turn}"
         )
-        self._tasks[task] = turn
-        self._task_coros[task] = coro
+        self._tasks[task] = (turn, coro)
         task.add_done_callback(self._forget_task)
         return task
 
     # --- machinery ------------------------------------------------------------------------
 
     def _forget_task(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.pop(task, None)
         # A task cancelled before it ever ran leaves its coroutine unstarted; close it
         # so Python does not warn "never awaited" (a no-op for a finished coroutine).
-        self._task_coros.pop(task).close()
+        _turn, coro = self._tasks.pop(task)
+        coro.close()
 
     async def _guard(self, coro: Coroutine[Any, Any, T], turn: int | None) -> T | None:
         try:
@@ -223,7 +222,7 @@ class Processor:
 
     def _cancel_turns_before(self, turn: int) -> list[asyncio.Task[Any]]:
         """Cancel owned tasks of turns older than ``turn``; return them to be joined."""
-        doomed = [t for t, owner in self._tasks.items() if owner is not None and owner < turn]
+        doomed = [t for t, (owner, _) in self._tasks.items() if owner is not None and owner < turn]
         for task in doomed:
             task.cancel()
         return doomed
